@@ -1,0 +1,324 @@
+"""Checkpoints: weights in safetensors, everything else in JSON beside them.
+
+``NAME.safetensors`` holds the tensors and nothing executable; ``NAME.json`` holds the model
+config (enough to rebuild the model), the data set and its source, the training config,
+per-epoch metrics, a model card, library versions, the creation time and the SHA-256 of the
+weights file, so a mismatched pair is caught. There is no pickle and no ``torch.load``.
+
+Writes are atomic: each file goes to a temporary name in the same folder and is renamed
+into place, weights first and JSON last, so a listed checkpoint (one with a JSON) is always
+complete. A process killed mid-save leaves at most a stray ``.tmp`` file, which is ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from core.models import AutoEncoder, ConfigError, ModelConfig, build_model
+
+FORMAT = "latentlab-checkpoint"
+FORMAT_VERSION = 1
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_JSON_BYTES = 5_000_000
+MAX_WEIGHTS_BYTES = 500_000_000
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be saved or loaded; the message names the file and the cause."""
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model (in eval mode) and its JSON metadata."""
+
+    name: str
+    model: AutoEncoder
+    meta: dict
+    path: Path  # the .safetensors file
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
+
+
+@dataclass
+class CheckpointInfo:
+    """A folder listing entry, read from the JSON only (cheap)."""
+
+    name: str
+    path: Path
+    meta: dict = field(default_factory=dict)
+    error: str | None = None  # why it cannot be used, if it cannot
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def summary(self) -> str:
+        if self.error:
+            return f"{self.name}: unusable ({self.error})"
+        m = self.meta["model"]
+        card = self.meta.get("card", {})
+        loss = card.get("test_loss")
+        beta = self.meta.get("train", {}).get("beta")
+        return (
+            f"{self.name}: {m['kind']} {m['arch']} latent {m['latent_dim']} on "
+            f"{self.meta.get('dataset', {}).get('name', '?')}"
+            + (f", β={beta:g}" if beta is not None else "")
+            + (f", test loss {loss:.2f} nats" if loss is not None else "")
+        )
+
+
+def library_versions() -> dict:
+    import numpy
+    import safetensors
+
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    versions["safetensors"] = safetensors.__version__
+    return versions
+
+
+def check_name(name: str) -> str:
+    """A checkpoint name is a plain file stem: no folders, no ``..``, no absolute paths."""
+    if not isinstance(name, str) or not NAME_RE.match(name) or ".." in name:
+        raise CheckpointError(
+            f"invalid checkpoint name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def resolve(folder: str | os.PathLike, name: str) -> Path:
+    """The weights path of checkpoint ``name`` inside ``folder``, refusing path traversal."""
+    folder = Path(folder).resolve()
+    path = (folder / f"{check_name(name)}.safetensors").resolve()
+    if path.parent != folder:
+        raise CheckpointError(f"checkpoint {name!r} is outside {folder}")
+    return path
+
+
+def split_path(path: str | os.PathLike) -> tuple[Path, str]:
+    """``dir/NAME``, ``dir/NAME.safetensors`` or ``dir/NAME.json`` -> (dir, NAME)."""
+    p = Path(path)
+    name = p.name
+    for suffix in (".safetensors", ".json"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return p.parent, name
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    model: AutoEncoder,
+    path: str | os.PathLike,
+    *,
+    dataset: dict | None = None,
+    train: dict | None = None,
+    history: dict | None = None,
+    card: dict | None = None,
+    dtype: torch.dtype = torch.float32,
+    overwrite: bool = True,
+    extra: dict | None = None,
+) -> Path:
+    """Save ``model`` as ``path.safetensors`` + ``path.json``; returns the weights path.
+
+    dtype: storage type of floating tensors (float16 halves the size; loading restores
+        float32). overwrite=False refuses an existing name instead of replacing it.
+    """
+    folder, name = split_path(path)
+    check_name(name)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CheckpointError(f"cannot create checkpoint folder {folder}: {exc.strerror or exc}") from exc
+    if not os.access(folder, os.W_OK):
+        raise CheckpointError(f"checkpoint folder {folder} is read-only; choose another folder")
+    weights, meta_path = folder / f"{name}.safetensors", folder / f"{name}.json"
+    if not overwrite and (weights.exists() or meta_path.exists()):
+        raise CheckpointError(f"a checkpoint named {name!r} already exists in {folder}")
+
+    tensors = {
+        k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
+        for k, v in model.state_dict().items()
+    }
+    try:
+        _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+        meta = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "model": model.config.to_dict(),
+            "dataset": dataset or {},
+            "train": train or {},
+            "history": history or {},
+            "card": card or {},
+            "storage_dtype": str(dtype).removeprefix("torch."),
+            "weights_sha256": _sha256(weights),
+            "versions": library_versions(),
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            **(extra or {}),
+        }
+        text = json.dumps(meta, indent=2, allow_nan=False)
+
+        def write_json(tmp: str) -> None:
+            Path(tmp).write_text(text, encoding="utf-8")
+
+        _atomic_write(meta_path, write_json)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {name!r} in {folder}: {exc.strerror or exc}") from exc
+    return weights
+
+
+def read_meta(path: str | os.PathLike) -> dict:
+    """Read and validate a checkpoint's JSON (not its weights)."""
+    folder, name = split_path(path)
+    meta_path = folder / f"{name}.json"
+    if not meta_path.is_file():
+        raise CheckpointError(f"{meta_path}: missing (every checkpoint needs its JSON beside the weights)")
+    if meta_path.stat().st_size > MAX_JSON_BYTES:
+        raise CheckpointError(f"{meta_path}: too large to be a checkpoint's JSON")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{meta_path}: not a Latent Lab checkpoint (no format {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{meta_path}: unsupported format version {meta.get('format_version')!r}")
+    if not isinstance(meta.get("model"), dict):
+        raise CheckpointError(f"{meta_path}: no model config")
+    try:
+        ModelConfig.from_dict(meta["model"])
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{meta_path}: bad model config: {exc}") from exc
+    return meta
+
+
+def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint; the model comes back in eval mode, float32.
+
+    Raises CheckpointError naming the file for: missing or garbled JSON, an unknown model
+    type, a weights file that is not safetensors (a renamed pickle is rejected by its
+    header and never unpickled), a truncated file, a hash that does not match the JSON,
+    unknown or missing tensors, and shape mismatches.
+    """
+    folder, name = split_path(path)
+    weights = folder / f"{name}.safetensors"
+    meta = read_meta(weights)
+    config = ModelConfig.from_dict(meta["model"])
+    if not weights.is_file():
+        raise CheckpointError(f"{weights}: missing weights file")
+    size = weights.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise CheckpointError(f"{weights}: {size:,} bytes is too large for a Latent Lab model")
+    _check_header(weights)
+    if meta.get("weights_sha256") and _sha256(weights) != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights}: contents do not match its JSON (SHA-256 differs): truncated or replaced")
+    try:
+        tensors = load_file(str(weights), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{weights}: not a valid safetensors file ({exc})") from exc
+
+    model = build_model(config)
+    expected = model.state_dict()
+    unknown = sorted(set(tensors) - set(expected))
+    missing = sorted(set(expected) - set(tensors))
+    if unknown or missing:
+        parts = []
+        if unknown:
+            parts.append(f"unknown tensors {unknown[:5]}")
+        if missing:
+            parts.append(f"missing tensors {missing[:5]}")
+        raise CheckpointError(f"{weights}: weights do not fit the {config.kind} model in its JSON: " + "; ".join(parts))
+    for k, v in tensors.items():
+        if tuple(v.shape) != tuple(expected[k].shape):
+            raise CheckpointError(
+                f"{weights}: tensor {k!r} has shape {tuple(v.shape)}, the model config needs "
+                f"{tuple(expected[k].shape)} (latent size or architecture disagrees with the weights)"
+            )
+        if not torch.isfinite(v).all():
+            raise CheckpointError(f"{weights}: tensor {k!r} holds NaN or inf")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    model.to(device).eval()
+    return Checkpoint(name=name, model=model, meta=meta, path=weights)
+
+
+def _check_header(weights: Path) -> None:
+    """Reject anything that is not safetensors by its first bytes, before any parser runs.
+
+    safetensors starts with an 8-byte little-endian header length, then a JSON object
+    (``{``). A pickle starts with 0x80 (protocol 2+); a torch zip archive with ``PK``.
+    """
+    with open(weights, "rb") as f:
+        head = f.read(9)
+    if len(head) < 9:
+        raise CheckpointError(f"{weights}: truncated ({len(head)} bytes)")
+    if head[:1] == b"\x80" or head[:2] == b"PK":
+        raise CheckpointError(f"{weights}: is a pickle / torch.save file, not safetensors; refusing to load it")
+    header_len = int.from_bytes(head[:8], "little")
+    if head[8:9] != b"{" or header_len > weights.stat().st_size - 8:
+        raise CheckpointError(f"{weights}: not a safetensors file (bad header)")
+
+
+def list_checkpoints(folder: str | os.PathLike) -> list[CheckpointInfo]:
+    """Every checkpoint in ``folder`` (by its JSON), sorted by name; broken ones say why."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    infos = []
+    stems = {p.name[: -len(".json")] for p in folder.glob("*.json")} | {
+        p.name[: -len(".safetensors")] for p in folder.glob("*.safetensors")
+    }
+    for name in sorted(stems):
+        if name.startswith(".") or name == "manifest":
+            continue
+        weights = folder / f"{name}.safetensors"
+        try:
+            meta = read_meta(weights)
+            if not weights.is_file():
+                raise CheckpointError(f"{weights}: missing weights file")
+            infos.append(CheckpointInfo(name=name, path=weights, meta=meta))
+        except CheckpointError as exc:
+            infos.append(CheckpointInfo(name=name, path=weights, error=str(exc)))
+    return infos
+
+
+def describe_folder(folder: str | os.PathLike) -> str:
+    """A readable listing of a folder of checkpoints, one line each."""
+    infos = list_checkpoints(folder)
+    if not infos:
+        return f"no checkpoints in {folder}"
+    return "\n".join(info.summary() for info in infos)

@@ -1,0 +1,202 @@
+"""Command line: ``python -m core {train,evaluate,list}``.
+
+    python -m core train --dataset mnist --model vae --arch conv --latent 16 --beta 1 \\
+        --epochs 20 --out checkpoints/NAME [--data-dir DIR]
+    python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR]
+    python -m core list [checkpoints]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from core import data as data_mod
+from core.checkpoints import CheckpointError, describe_folder, load_checkpoint, save_checkpoint
+from core.data import DataError, load_dataset
+from core.evaluate import model_card
+from core.models import ARCHS, LIKELIHOODS, ConfigError, ModelConfig
+from core.train import PRESETS, Callback, EpochMetrics, TrainConfig, TrainingDiverged, train_model
+
+DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+class TqdmProgress(Callback):
+    """A tqdm bar over all steps, with the last epoch's test loss in its postfix."""
+
+    def on_train_begin(self, total_steps: int, config: TrainConfig) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+    def on_step_end(self, step: int, total_steps: int, loss: float) -> None:
+        self.bar.update(1)
+        if step % 20 == 0:
+            self.bar.set_postfix_str(f"loss {loss:.2f}", refresh=False)
+
+    def on_epoch_end(self, m: EpochMetrics, model) -> None:
+        self.bar.write(
+            f"epoch {m.epoch:3d}  train {m.train_loss:8.2f}  test {m.test_loss:8.2f} "
+            f"(recon {m.test_recon:8.2f} + KL {m.test_kl:6.2f})  {m.seconds:5.1f} s"
+        )
+
+    def close(self) -> None:
+        if hasattr(self, "bar"):
+            self.bar.close()
+
+
+def dataset_info(ds) -> dict:
+    return {
+        "name": ds.name,
+        "source": ds.source,
+        "source_note": ds.source_note,
+        "location": ds.location,
+        "fell_back_from": ds.fell_back_from,
+        "n_train": len(ds.train_x),
+        "n_test": len(ds.test_x),
+        "image_shape": list(ds.image_shape),
+    }
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Latent Lab engine")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model and save it as a checkpoint")
+    t.add_argument("--dataset", default="mnist-5k", choices=data_mod.dataset_names())
+    t.add_argument("--data-dir", default=None, help="folder in torchvision's layout (default $LATENTLAB_DATA)")
+    t.add_argument("--model", default="vae", choices=list(PRESETS))
+    t.add_argument("--arch", default="conv", choices=ARCHS)
+    t.add_argument("--latent", type=int, default=16)
+    t.add_argument("--likelihood", default="bernoulli", choices=LIKELIHOODS)
+    t.add_argument("--hidden", type=int, nargs="+", default=[400], help="MLP hidden widths")
+    t.add_argument("--channels", type=int, nargs="+", default=None, help="conv channels per stage")
+    t.add_argument("--fc", type=int, default=256, help="conv dense width")
+    t.add_argument("--beta", type=float, default=1.0)
+    t.add_argument("--loss-form", default="standard", choices=["standard", "convex"])
+    t.add_argument("--epochs", type=int, default=10)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
+    t.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which β ramps up")
+    t.add_argument("--noise", default=None, help="corruption for a denoising AE (gaussian, masking, ...)")
+    t.add_argument("--noise-level", type=float, default=None)
+    t.add_argument("--sparse", type=float, default=None, help="L1 weight on the code")
+    t.add_argument("--contractive", type=float, default=None, help="Jacobian penalty weight")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--no-download", action="store_true", help="never use the network")
+    t.add_argument("--float16", action="store_true", help="store weights as float16")
+    t.add_argument("--out", default=None, help="checkpoint path without suffix (default: not saved)")
+
+    e = sub.add_parser("evaluate", help="test loss, reconstruction, KL and active units")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", default=None, help="default: the checkpoint's own data set")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--no-download", action="store_true")
+
+    ls = sub.add_parser("list", help="list a folder of checkpoints")
+    ls.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
+    ls.add_argument("--data-dir", default=None, help="unused; accepted everywhere for symmetry")
+    return p
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    kind, overrides = PRESETS[args.model]
+    ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    print(ds.describe(), file=sys.stderr)
+    mcfg = ModelConfig(
+        kind=kind,
+        arch=args.arch,
+        image_shape=ds.image_shape,
+        latent_dim=args.latent,
+        likelihood=args.likelihood,
+        num_classes=ds.num_classes if kind == "cvae" else 0,
+        hidden=tuple(args.hidden),
+        channels=tuple(args.channels or ()),
+        fc=args.fc,
+    )
+    extra = dict(overrides)
+    for key, val in (("noise", args.noise), ("noise_level", args.noise_level)):
+        if val is not None:
+            extra[key] = val
+    if args.sparse is not None:
+        extra["sparse_weight"] = args.sparse
+    if args.contractive is not None:
+        extra["contractive_weight"] = args.contractive
+    tcfg = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta=args.beta,
+        loss_form=args.loss_form,
+        kl_warmup_epochs=args.kl_warmup,
+        lr_schedule=args.lr_schedule,
+        seed=args.seed,
+        device=args.device,
+        **extra,
+    )
+    tcfg.validate()
+    progress = TqdmProgress()
+    try:
+        model, history = train_model(mcfg, ds, tcfg, [progress])
+    finally:
+        progress.close()
+    for w in history.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    last = history.last
+    per_epoch = history.seconds / max(len(history.epochs), 1)
+    print(
+        f"test loss {last.test_loss:.2f} nats (recon {last.test_recon:.2f} + KL {last.test_kl:.2f}) "
+        f"after {last.epoch} epochs, {per_epoch:.2f} s/epoch"
+    )
+    if args.out:
+        card = model_card(model.cpu(), ds.test_x, ds.test_y)
+        card.update(epochs=last.epoch, train_seconds=round(history.seconds, 1), data_source=ds.source_note)
+        import torch
+
+        path = save_checkpoint(
+            model,
+            args.out,
+            dataset=dataset_info(ds),
+            train=tcfg.to_dict(),
+            history=history.to_dict(),
+            card=card,
+            dtype=torch.float16 if args.float16 else torch.float32,
+        )
+        print(f"saved {path} and {path.with_suffix('.json').name}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    name = args.dataset or ckpt.meta.get("dataset", {}).get("name") or "mnist-5k"
+    ds = load_dataset(name, args.data_dir, download=not args.no_download)
+    if ds.image_shape != ckpt.config.image_shape:
+        raise ConfigError(f"{name} images are {ds.image_shape}; {ckpt.name} expects {ckpt.config.image_shape}")
+    card = model_card(ckpt.model, ds.test_x, ds.test_y)
+    print(f"{ckpt.name} on {ds.describe()}")
+    print(
+        f"test loss {card['test_loss']:.2f} nats  recon {card['test_recon']:.2f}  KL {card['test_kl']:.2f}  "
+        f"active units {card['active_units']}/{ckpt.config.latent_dim}"
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    print(describe_folder(args.folder))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list}[args.command]
+    try:
+        return handler(args)
+    except (DataError, CheckpointError, ConfigError, TrainingDiverged) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

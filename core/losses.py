@@ -1,0 +1,87 @@
+"""The VAE objective, written once.
+
+Kingma & Welling (2014), eq. 10 and Appendix B: for q(z|x) = N(mu, diag(sigma²)) and
+p(z) = N(0, I),
+
+    -ELBO(x) = E_q[-log p(x|z)] + KL(q(z|x) || p(z))
+    KL       = -1/2 * sum_j (1 + log sigma_j² - mu_j² - sigma_j²)
+
+β-VAE (Higgins et al. 2017) weights the KL term: loss = reconstruction + β·KL.
+The "convex" form, (1-β)·reconstruction + β·KL, is the one used in some β-VAE talks;
+both are here so a sweep can use either. All terms are nats per example (summed over
+pixels and latent dimensions), so the numbers compare with the literature's "nats".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+LOSS_FORMS = ("standard", "convex")
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per example: (B, z) -> (B,) nats."""
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+
+
+def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The same KL, kept per latent dimension: (B, z) -> (B, z) nats."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
+
+
+def reconstruction_nll(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    likelihood: str = "bernoulli",
+    log_sigma: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """-log p(x|z) per example, summed over pixels: (B, C, H, W) -> (B,) nats.
+
+    bernoulli: binary cross-entropy with logits (the PyTorch example's BCE sum; for
+        continuous x in [0, 1] this is the usual "continuous MNIST" figure, not a
+        normalised likelihood).
+    gaussian: N(x; sigmoid(logits), sigma²) with one learned sigma, i.e. a scaled MSE
+        plus the log-normaliser: sum((x - x̂)²) / (2σ²) + D·log(σ·sqrt(2π)).
+    """
+    if likelihood == "bernoulli":
+        nll = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        return nll.flatten(1).sum(1)
+    if likelihood == "gaussian":
+        if log_sigma is None:
+            log_sigma = torch.zeros((), device=logits.device)
+        sq = (torch.sigmoid(logits) - target).pow(2).flatten(1).sum(1)
+        d = target[0].numel()
+        return sq / (2 * torch.exp(2 * log_sigma)) + d * (log_sigma + 0.5 * math.log(2 * math.pi))
+    raise ValueError(f"unknown likelihood {likelihood!r}")
+
+
+@dataclass
+class Objective:
+    """How reconstruction and KL are combined into the training loss."""
+
+    beta: float = 1.0
+    form: str = "standard"  # "standard": recon + β·KL; "convex": (1-β)·recon + β·KL
+
+    def __post_init__(self) -> None:
+        if self.form not in LOSS_FORMS:
+            raise ValueError(f"unknown loss form {self.form!r}; choose one of {LOSS_FORMS}")
+        if not math.isfinite(self.beta) or self.beta < 0:
+            raise ValueError(f"β must be a finite number ≥ 0, got {self.beta}")
+        if self.form == "convex" and self.beta > 1:
+            raise ValueError(f"the (1-β)·recon + β·KL form needs 0 ≤ β ≤ 1, got {self.beta}")
+
+    def __call__(self, recon: torch.Tensor, kl: torch.Tensor, beta: float | None = None) -> torch.Tensor:
+        """Per-example loss (B,) from per-example terms (B,); ``beta`` overrides (KL warm-up)."""
+        b = self.beta if beta is None else beta
+        if self.form == "convex":
+            return (1 - b) * recon + b * kl
+        return recon + b * kl
+
+
+def elbo(recon: torch.Tensor, kl: torch.Tensor) -> torch.Tensor:
+    """The (negative) ELBO per example: reconstruction + KL, with β = 1."""
+    return recon + kl

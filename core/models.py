@@ -1,0 +1,353 @@
+"""The autoencoder family: VAE, deterministic AE and conditional VAE on one encoder/decoder.
+
+Every model takes a :class:`ModelConfig` and its forward pass returns one type,
+:class:`ModelOutput`, holding the decoder logits, the code and the per-example loss terms.
+The objective (reconstruction + β·KL) lives in :mod:`core.losses`, written once.
+
+Shapes: images x are (B, C, H, W) floats in [0, 1]; codes z, mu, logvar are (B, latent_dim);
+labels y are int64 (B,). The decoder returns logits; ``sigmoid(logits)`` is the image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from core import losses
+
+MODEL_KINDS = ("vae", "ae", "cvae")
+ARCHS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+MAX_LATENT = 128
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a model; stored in every checkpoint's JSON."""
+
+    kind: str = "vae"  # "vae" | "ae" | "cvae"
+    arch: str = "conv"  # "mlp" | "conv"
+    image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
+    latent_dim: int = 16
+    likelihood: str = "bernoulli"  # "bernoulli" (BCE) | "gaussian" (MSE, learned σ)
+    num_classes: int = 0  # for "cvae": the label is one-hot into encoder and decoder
+    hidden: tuple[int, ...] = (400,)  # MLP hidden widths
+    channels: tuple[int, ...] = ()  # conv channels per stride-2 stage; () picks by image size
+    fc: int = 256  # conv: width of the dense layer between the feature map and the code
+    conv_depth: int = 0  # conv: extra 3x3 convs per stage (more capacity, slower on CPU)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
+        channels = tuple(int(v) for v in self.channels) or (
+            default_channels(self.image_shape) if len(self.image_shape) == 3 else (32,)
+        )
+        object.__setattr__(self, "channels", channels)
+        self.validate()
+
+    def validate(self) -> None:
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"unknown model kind {self.kind!r}; choose one of {MODEL_KINDS}")
+        if self.arch not in ARCHS:
+            raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {ARCHS}")
+        if self.likelihood not in LIKELIHOODS:
+            raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {LIKELIHOODS}")
+        if not isinstance(self.latent_dim, int) or not 1 <= self.latent_dim <= MAX_LATENT:
+            raise ConfigError(f"latent size must be an integer from 1 to {MAX_LATENT}, got {self.latent_dim}")
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1 or max(self.image_shape) > 512:
+            raise ConfigError(f"image shape must be (C, H, W) with sides 1..512, got {self.image_shape}")
+        if self.kind == "cvae" and self.num_classes < 2:
+            raise ConfigError("a conditional VAE needs num_classes >= 2 (a labelled data set)")
+        if self.arch == "mlp" and (not self.hidden or min(self.hidden) < 1):
+            raise ConfigError(f"MLP hidden widths must be positive, got {self.hidden}")
+        if self.arch == "conv" and (not self.channels or min(self.channels) < 1 or self.fc < 1):
+            raise ConfigError(f"conv channels and fc width must be positive, got {self.channels}, {self.fc}")
+
+    @property
+    def is_variational(self) -> bool:
+        return self.kind in ("vae", "cvae")
+
+    @property
+    def conditional(self) -> bool:
+        return self.kind == "cvae"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        for key in ("image_shape", "hidden", "channels"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class ModelOutput:
+    """What every model's forward pass returns.
+
+    logits: (B, C, H, W) decoder output before the sigmoid.
+    mu: (B, z) code mean (the code itself for a deterministic AE).
+    logvar: (B, z) log-variance of q(z|x), or None for a deterministic AE.
+    z: (B, z) the code that was decoded (a sample for a VAE in training mode, mu otherwise).
+    recon: (B,) reconstruction negative log-likelihood in nats.
+    kl: (B,) KL(q(z|x) || N(0, I)) in nats (zeros for an AE).
+    """
+
+    logits: torch.Tensor
+    mu: torch.Tensor
+    logvar: torch.Tensor | None
+    z: torch.Tensor
+    recon: torch.Tensor
+    kl: torch.Tensor
+    extras: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def conv_stages(image_shape: tuple[int, int, int], channels: tuple[int, ...]) -> list[tuple[int, int]]:
+    """Spatial sizes after each stride-2 stage, e.g. 28x28 -> [(14, 14), (7, 7)].
+
+    A 4x4 stride-2 conv with padding 1 maps n to floor(n / 2); the decoder's transposed conv
+    maps m to 2m + output_padding, with output_padding 0 or 1 chosen per stage so that any
+    image size in the registry (28x20, 25x25, 64x64) comes back exactly.
+    """
+    h, w = image_shape[1:]
+    sizes = []
+    for _ in channels:
+        h, w = max(1, h // 2), max(1, w // 2)
+        sizes.append((h, w))
+    return sizes
+
+
+def default_channels(image_shape: tuple[int, int, int]) -> tuple[int, ...]:
+    """Stride-2 stages until the shorter side is at most 8: 28 -> 7, 64 -> 8, 25 -> 7."""
+    side = min(image_shape[1:])
+    stages = []
+    while side > 8 and len(stages) < 5:
+        side //= 2
+        stages.append(min(32 * 2 ** len(stages), 256))
+    return tuple(stages) or (32,)
+
+
+class Encoder(nn.Module):
+    """x (B, C, H, W) [+ one-hot y (B, K)] -> features (B, F)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c, h, w = cfg.image_shape
+        if cfg.arch == "mlp":
+            width = c * h * w
+            self.body = nn.Flatten()
+            self.flat_dim = width
+            head_in, dims = width + cfg.num_classes, []
+            for hdim in cfg.hidden:
+                dims += [nn.Linear(head_in, hdim), nn.ReLU()]
+                head_in = hdim
+            self.head = nn.Sequential(*dims)
+            self.out_dim = head_in
+        else:
+            layers, prev = [], c
+            for ch in cfg.channels:
+                layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), nn.SiLU()]
+                for _ in range(cfg.conv_depth):
+                    layers += [nn.Conv2d(ch, ch, 3, padding=1), nn.SiLU()]
+                prev = ch
+            layers.append(nn.Flatten())
+            self.body = nn.Sequential(*layers)
+            fh, fw = conv_stages(cfg.image_shape, cfg.channels)[-1]
+            self.flat_dim = prev * fh * fw
+            self.head = nn.Sequential(nn.Linear(self.flat_dim + cfg.num_classes, cfg.fc), nn.SiLU())
+            self.out_dim = cfg.fc
+
+    def forward(self, x: torch.Tensor, y_onehot: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(x)
+        if y_onehot is not None:
+            h = torch.cat([h, y_onehot], dim=1)
+        return self.head(h)
+
+
+class Decoder(nn.Module):
+    """z (B, z) [+ one-hot y (B, K)] -> logits (B, C, H, W)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c, h, w = cfg.image_shape
+        self.image_shape = cfg.image_shape
+        z_in = cfg.latent_dim + cfg.num_classes
+        if cfg.arch == "mlp":
+            dims, prev = [], z_in
+            for hdim in reversed(cfg.hidden):
+                dims += [nn.Linear(prev, hdim), nn.ReLU()]
+                prev = hdim
+            dims.append(nn.Linear(prev, c * h * w))
+            self.net = nn.Sequential(*dims)
+        else:
+            sizes = conv_stages(cfg.image_shape, cfg.channels)
+            fh, fw = sizes[-1]
+            last = cfg.channels[-1]
+            self.fc = nn.Sequential(
+                nn.Linear(z_in, cfg.fc), nn.SiLU(), nn.Linear(cfg.fc, last * fh * fw), nn.SiLU()
+            )
+            self.feature_shape = (last, fh, fw)
+            targets = [*reversed(sizes[:-1]), (h, w)]  # the size each up-stage must reach
+            outs = [*reversed(cfg.channels[:-1]), cfg.channels[0]]
+            layers, prev, cur = [], last, (fh, fw)
+            for i, ((th, tw), ch) in enumerate(zip(targets, outs, strict=True)):
+                for _ in range(cfg.conv_depth):
+                    layers += [nn.Conv2d(prev, prev, 3, padding=1), nn.SiLU()]
+                pad = (th - 2 * cur[0], tw - 2 * cur[1])  # 0 or 1 per side
+                last_stage = i == len(targets) - 1
+                # The last stage writes the image's channels directly (logits, no activation).
+                out_ch = c if last_stage else ch
+                layers.append(nn.ConvTranspose2d(prev, out_ch, 4, stride=2, padding=1, output_padding=pad))
+                if not last_stage:
+                    layers.append(nn.SiLU())
+                prev, cur = ch, (th, tw)
+            self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y_onehot: torch.Tensor | None = None) -> torch.Tensor:
+        if y_onehot is not None:
+            z = torch.cat([z, y_onehot], dim=1)
+        if hasattr(self, "fc"):
+            return self.net(self.fc(z).view(-1, *self.feature_shape))
+        return self.net(z).view(-1, *self.image_shape)
+
+
+# ---------------------------------------------------------------- the model
+
+
+class AutoEncoder(nn.Module):
+    """One class for the family; ``config.kind`` picks VAE, AE or conditional VAE.
+
+    A VAE encodes to q(z|x) = N(mu, diag(exp(logvar))) and samples with the
+    reparameterization trick; a deterministic AE encodes straight to z (logvar is None).
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.to_mu = nn.Linear(self.encoder.out_dim, config.latent_dim)
+        if config.is_variational:
+            self.to_logvar = nn.Linear(self.encoder.out_dim, config.latent_dim)
+        if config.likelihood == "gaussian":
+            # One learned log σ for all pixels (σ-VAE, Rybkin et al. 2021): the decoder is
+            # calibrated, so the reconstruction term is a real NLL in nats.
+            self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
+
+    # -- helpers
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    def _onehot(self, y: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        if not self.config.conditional:
+            return None
+        if y is None:
+            raise ValueError("a conditional VAE needs labels y (B,) to encode and decode")
+        y = torch.as_tensor(y, device=self.to_mu.weight.device).long().reshape(-1)
+        if y.numel() == 1 and batch > 1:
+            y = y.expand(batch)
+        if y.numel() != batch or y.min() < 0 or y.max() >= self.config.num_classes:
+            raise ValueError(f"labels must be {batch} integers in [0, {self.config.num_classes})")
+        return F.one_hot(y, self.config.num_classes).to(self.to_mu.weight.dtype)
+
+    # -- the canonical API
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, C, H, W) -> (mu (B, z), logvar (B, z) or None for an AE)."""
+        h = self.encoder(x, self._onehot(y, x.shape[0]))
+        mu = self.to_mu(h)
+        if not self.config.is_variational:
+            return mu, None
+        # Clamp keeps exp(logvar) finite early in training; the range (1e-8 .. 2e4 variance)
+        # never binds at a sensible optimum.
+        return mu, self.to_logvar(h).clamp(-18.0, 10.0)
+
+    @staticmethod
+    def reparameterize(
+        mu: torch.Tensor, logvar: torch.Tensor | None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """z = mu + sigma * eps, eps ~ N(0, I): a sample that gradients flow through."""
+        if logvar is None:
+            return mu
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, z) -> logits (B, C, H, W)."""
+        return self.decoder(z, self._onehot(y, z.shape[0]))
+
+    def decode_image(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, z) -> images (B, C, H, W) in [0, 1] (the decoder's mean)."""
+        return torch.sigmoid(self.decode(z, y))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
+        sample: bool | None = None,
+        generator: torch.Generator | None = None,
+    ) -> ModelOutput:
+        """Encode x, decode a code, and score the reconstruction against ``target``.
+
+        sample: decode z ~ q(z|x) (the ELBO's Monte-Carlo estimate) rather than the mean;
+            defaults to ``self.training``.
+        target: what the reconstruction is scored against (the clean image when x is a
+            corrupted input, as in a denoising AE); defaults to x.
+        """
+        mu, logvar = self.encode(x, y)
+        sample = self.training if sample is None else sample
+        z = self.reparameterize(mu, logvar, generator) if sample else mu
+        logits = self.decode(z, y)
+        target = x if target is None else target
+        recon = losses.reconstruction_nll(logits, target, self.config.likelihood, getattr(self, "log_sigma", None))
+        kl = losses.gaussian_kl(mu, logvar) if logvar is not None else torch.zeros_like(recon)
+        return ModelOutput(logits=logits, mu=mu, logvar=logvar, z=z, recon=recon, kl=kl)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, C, H, W) -> reconstruction (B, C, H, W) in [0, 1], through the code mean."""
+        mu, _ = self.encode(x, y)
+        return self.decode_image(mu, y)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        temperature: float = 1.0,
+        y: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Decode n codes drawn from N(0, temperature² I) -> images (n, C, H, W) in [0, 1].
+
+        For a deterministic AE this is the same recipe, and the results show why an AE is
+        not a generative model: its codes do not fill N(0, I).
+        """
+        device = self.to_mu.weight.device
+        z = torch.randn(n, self.latent_dim, generator=generator, device=device) * temperature
+        return self.decode_image(z, y)
+
+
+def build_model(config: ModelConfig) -> AutoEncoder:
+    """The one constructor for every model in the family."""
+    return AutoEncoder(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,340 @@
+"""Training: ``fit(model, data, config, callbacks)``.
+
+The data sit in memory as tensors and batches are slices of a seeded permutation: at
+MNIST sizes this is several times faster than a DataLoader over a Dataset of PIL images,
+and it keeps runs reproducible (the same seed gives the same numbers on the same machine).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from core.corrupt import CORRUPTIONS, corrupt
+from core.data import Dataset
+from core.evaluate import Metrics, evaluate
+from core.losses import LOSS_FORMS, Objective
+from core.models import AutoEncoder, ConfigError, ModelConfig, build_model
+
+MAX_EPOCHS = 10_000
+MAX_LR = 1.0
+
+
+@dataclass
+class TrainConfig:
+    """How a model is trained; stored in every checkpoint's JSON."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    beta: float = 1.0
+    loss_form: str = "standard"  # "standard": recon + β·KL | "convex": (1-β)·recon + β·KL
+    kl_warmup_epochs: float = 0.0  # β ramps linearly from 0 over this many epochs
+    lr_schedule: str = "constant"  # "constant" | "cosine" (to zero at the last step)
+    seed: int = 0
+    device: str = "auto"  # "auto" picks cuda, then mps, then cpu
+    noise: str | None = None  # a corruption from core.corrupt for a denoising AE
+    noise_level: float = 0.0
+    sparse_weight: float = 0.0  # λ·|code|_1 (sparse AE)
+    contractive_weight: float = 0.0  # λ·‖∂code/∂x‖_F² (contractive AE)
+    grad_clip: float | None = None
+
+    def validate(self) -> None:
+        def bad(msg: str) -> ConfigError:
+            return ConfigError(msg)
+
+        if not isinstance(self.epochs, int) or not 1 <= self.epochs <= MAX_EPOCHS:
+            raise bad(f"epochs must be an integer from 1 to {MAX_EPOCHS:,}, got {self.epochs}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise bad(f"batch size must be a positive integer, got {self.batch_size}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
+            raise bad(f"learning rate must be in (0, {MAX_LR}], got {self.lr}")
+        if not math.isfinite(self.beta) or self.beta < 0:
+            raise bad(f"β must be a finite number ≥ 0, got {self.beta}")
+        if self.loss_form not in LOSS_FORMS:
+            raise bad(f"unknown loss form {self.loss_form!r}; choose one of {LOSS_FORMS}")
+        if self.loss_form == "convex" and self.beta > 1:
+            raise bad(f"the (1-β)·recon + β·KL form needs 0 ≤ β ≤ 1, got {self.beta}")
+        if not math.isfinite(self.kl_warmup_epochs) or self.kl_warmup_epochs < 0:
+            raise bad(f"KL warm-up must be ≥ 0 epochs, got {self.kl_warmup_epochs}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise bad(f"unknown learning-rate schedule {self.lr_schedule!r}")
+        if self.noise is not None and self.noise not in CORRUPTIONS:
+            raise bad(f"unknown noise {self.noise!r}; choose one of {CORRUPTIONS}")
+        if self.noise is not None and not 0 < self.noise_level <= (5 if self.noise == "gaussian" else 1):
+            raise bad(f"noise level for {self.noise} out of range: {self.noise_level}")
+        for name in ("sparse_weight", "contractive_weight"):
+            v = getattr(self, name)
+            if not math.isfinite(v) or v < 0:
+                raise bad(f"{name.replace('_', ' ')} must be ≥ 0, got {v}")
+        if self.device not in ("auto", "cpu", "cuda", "mps"):
+            raise bad(f"unknown device {self.device!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ConfigError(f"unknown training config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class EpochMetrics:
+    """One epoch's figures, nats per example. ``train_*`` average the epoch's batches."""
+
+    epoch: int
+    train_loss: float
+    train_recon: float
+    train_kl: float
+    test_loss: float
+    test_recon: float
+    test_kl: float
+    beta: float  # the β in force at the epoch's end (after warm-up)
+    lr: float
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class History:
+    epochs: list[EpochMetrics] = field(default_factory=list)
+    cancelled: bool = False
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def last(self) -> EpochMetrics | None:
+        return self.epochs[-1] if self.epochs else None
+
+    def to_dict(self) -> dict:
+        return {
+            "epochs": [e.to_dict() for e in self.epochs],
+            "cancelled": self.cancelled,
+            "seconds": self.seconds,
+            "warnings": list(self.warnings),
+        }
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or gradients became NaN/inf. The model holds its last good weights."""
+
+    def __init__(self, message: str, history: History):
+        super().__init__(message)
+        self.history = history
+
+
+class Callback:
+    """Hooks for progress bars, live plots and cancel buttons. Override what you need."""
+
+    def on_train_begin(self, total_steps: int, config: TrainConfig) -> None: ...
+
+    def on_step_end(self, step: int, total_steps: int, loss: float) -> None: ...
+
+    def on_epoch_end(self, metrics: EpochMetrics, model: AutoEncoder) -> None: ...
+
+    def should_stop(self) -> bool:
+        """Return True to cancel; checked after every step."""
+        return False
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _contractive_penalty(model: AutoEncoder, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    """‖∂mu/∂x‖_F² per example (B,), estimated with one random projection.
+
+    For v ~ N(0, I) in code space, E_v ‖vᵀJ‖² = ‖J‖_F²: one vector-Jacobian product per
+    step instead of latent_dim of them (Hutchinson's trick).
+    """
+    x = x.detach().requires_grad_(True)
+    mu, _ = model.encode(x, y)
+    v = torch.randn_like(mu)
+    (g,) = torch.autograd.grad((mu * v).sum(), x, create_graph=True)
+    return g.pow(2).flatten(1).sum(1)
+
+
+def _snapshot(model: torch.nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def fit(
+    model: AutoEncoder,
+    data: Dataset,
+    config: TrainConfig,
+    callbacks: list[Callback] | None = None,
+) -> History:
+    """Train ``model`` in place on ``data.train_x`` and score ``data.test_x`` each epoch.
+
+    Returns the per-epoch history. Cancelling (a callback's ``should_stop``) ends the run
+    after the current step with ``history.cancelled`` set; the model keeps its weights.
+
+    Raises:
+        ConfigError: an out-of-range setting, or data that do not fit the model.
+        TrainingDiverged: the loss became NaN/inf; the model is restored to the weights of
+            the last finished epoch (or its initial weights).
+    """
+    config.validate()
+    callbacks = callbacks or []
+    mcfg: ModelConfig = model.config
+    if tuple(data.image_shape) != tuple(mcfg.image_shape):
+        raise ConfigError(f"data images are {data.image_shape}, the model expects {mcfg.image_shape}")
+    if mcfg.conditional and (data.train_y is None or data.num_classes != mcfg.num_classes):
+        raise ConfigError(f"a conditional VAE needs {mcfg.num_classes}-class labels; {data.name} has none")
+
+    history = History()
+    device = pick_device(config.device)
+    model.to(device).train()
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
+
+    x_train = torch.as_tensor(data.train_x).to(device)
+    y_train = torch.as_tensor(data.train_y).to(device) if mcfg.conditional else None
+    n = len(x_train)
+    batch_size = config.batch_size
+    if batch_size > n:
+        history.warnings.append(f"batch size {batch_size} is larger than the {n} training images; using {n}")
+        batch_size = n
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * config.epochs
+
+    objective = Objective(config.beta, config.loss_form)
+    # The fused kernel is ~5% faster per step on CPU and CUDA; MPS lacks it.
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
+        if config.lr_schedule == "cosine"
+        else None
+    )
+    for cb in callbacks:
+        cb.on_train_begin(total_steps, config)
+
+    good_state = _snapshot(model)
+    t_start = time.perf_counter()
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        t_epoch = time.perf_counter()
+        sums = torch.zeros(3, dtype=torch.float64, device=device)
+        seen = 0
+        perm = torch.randperm(n, generator=gen).to(device)
+        beta = config.beta
+        for i in range(steps_per_epoch):
+            idx = perm[i * batch_size : (i + 1) * batch_size]
+            xb = x_train[idx]
+            yb = y_train[idx] if y_train is not None else None
+            xin = corrupt(xb, config.noise, config.noise_level, noise_gen) if config.noise else xb
+            if config.kl_warmup_epochs > 0:
+                beta = config.beta * min(1.0, (step + 1) / (config.kl_warmup_epochs * steps_per_epoch))
+            out = model(xin, yb, target=xb)
+            loss_b = objective(out.recon, out.kl, beta)
+            if config.sparse_weight:
+                loss_b = loss_b + config.sparse_weight * out.mu.abs().sum(1)
+            if config.contractive_weight:
+                loss_b = loss_b + config.contractive_weight * _contractive_penalty(model, xin, yb)
+            loss = loss_b.mean()
+
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            # A NaN gradient with a finite loss shows up as a NaN loss on the next step.
+            grad_norm = (
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                if config.grad_clip
+                else torch.zeros(())
+            )
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                model.load_state_dict(good_state)
+                history.seconds = time.perf_counter() - t_start
+                where = f"epoch {epoch}, step {i + 1}"
+                last = f"epoch {history.last.epoch}" if history.last else "the initial weights"
+                raise TrainingDiverged(
+                    f"training diverged at {where} (loss {loss.item():.4g}, gradient norm "
+                    f"{grad_norm.item():.4g}); restored the weights of {last}. "
+                    f"Try a smaller learning rate than {config.lr:g}.",
+                    history,
+                )
+            opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
+            bs = len(idx)
+            seen += bs
+            sums += torch.stack([loss_b.detach().sum(), out.recon.detach().sum(), out.kl.detach().sum()]).double()
+            for cb in callbacks:
+                cb.on_step_end(step, total_steps, loss.item())
+            if any(cb.should_stop() for cb in callbacks):
+                history.cancelled = True
+                break
+
+        if history.cancelled and seen < n:
+            break  # a partial epoch is not an epoch: keep the history to finished ones
+        test: Metrics = evaluate(model, data.test_x, data.test_y, seed=config.seed)
+        tr = (sums / max(seen, 1)).cpu().tolist()
+        em = EpochMetrics(
+            epoch=epoch,
+            train_loss=tr[0],
+            train_recon=tr[1],
+            train_kl=tr[2],
+            test_loss=test.loss,
+            test_recon=test.recon,
+            test_kl=test.kl,
+            beta=beta,
+            lr=opt.param_groups[0]["lr"],
+            seconds=time.perf_counter() - t_epoch,
+        )
+        history.epochs.append(em)
+        good_state = _snapshot(model)
+        for cb in callbacks:
+            cb.on_epoch_end(em, model)
+        if history.cancelled:
+            break
+    history.seconds = time.perf_counter() - t_start
+    model.eval()
+    return history
+
+
+def train_model(
+    model_config: ModelConfig,
+    data: Dataset,
+    config: TrainConfig,
+    callbacks: list[Callback] | None = None,
+) -> tuple[AutoEncoder, History]:
+    """Build a fresh model with ``config.seed`` and fit it: same seed, same numbers."""
+    config.validate()
+    torch.manual_seed(config.seed)
+    model = build_model(model_config)
+    history = fit(model, data, config, callbacks)
+    return model, history
+
+
+def copy_model(model: AutoEncoder) -> AutoEncoder:
+    """A deep copy (cached models are never mutated; training works on a copy)."""
+    return copy.deepcopy(model)
+
+
+# Named recipes for the model menu: (model kind, training overrides). A denoising AE is an
+# AE trained on corrupted inputs; sparse and contractive AEs add their penalty.
+PRESETS: dict[str, tuple[str, dict]] = {
+    "vae": ("vae", {}),
+    "ae": ("ae", {}),
+    "cvae": ("cvae", {}),
+    "dae": ("ae", {"noise": "gaussian", "noise_level": 0.5}),
+    "sparse": ("ae", {"sparse_weight": 0.1}),
+    "contractive": ("ae", {"contractive_weight": 0.1}),
+}

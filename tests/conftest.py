@@ -1,0 +1,68 @@
+"""Shared fixtures: small data sets, the optional full data in ../shared/data, a clean cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data import Dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def shared_data_dir() -> Path | None:
+    return SHARED_DATA if (SHARED_DATA / "MNIST" / "raw").is_dir() else None
+
+
+requires_shared_data = pytest.mark.skipif(shared_data_dir() is None, reason="../shared/data is absent")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path_factory, monkeypatch):
+    """No test reads the user's data folder or writes the user's cache."""
+    monkeypatch.delenv("LATENTLAB_DATA", raising=False)
+    monkeypatch.setenv("LATENTLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture(scope="session")
+def mnist5k() -> Dataset:
+    from core.data import load_dataset
+
+    return load_dataset("mnist-5k")
+
+
+def tiny_dataset(n: int = 64, shape=(1, 28, 28), classes: int = 10, seed: int = 0) -> Dataset:
+    """Random images in [0, 1] with labels: for shape and plumbing tests, not for learning."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, *shape), dtype=np.float32)
+    y = rng.integers(0, classes, n)
+    half = n // 2
+    return Dataset(
+        name="tiny",
+        source="embedded",
+        source_note="test data",
+        train_x=x[:half],
+        test_x=x[half:],
+        train_y=y[:half],
+        test_y=y[half:],
+        class_names=tuple(str(i) for i in range(classes)),
+    )
+
+
+def no_network(monkeypatch) -> None:
+    """Make every network connection fail the way an offline machine does."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+os.environ.setdefault("PYTHONHASHSEED", "0")
