@@ -34,6 +34,7 @@ __all__ = [
     "gaussian_kl",
     "list_checkpoints",
     "load_checkpoint",
+    "load_dataset",
     "reconstruction_nll",
     "save_checkpoint",
     "train_model",

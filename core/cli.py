@@ -16,7 +16,7 @@ from core import data as data_mod
 from core.checkpoints import CheckpointError, describe_folder, load_checkpoint, save_checkpoint
 from core.data import DataError, load_dataset
 from core.evaluate import model_card
-from core.models import ARCHS, LIKELIHOODS, ConfigError, ModelConfig
+from core.models import ACTIVATIONS, ARCHS, LIKELIHOODS, ConfigError, ModelConfig
 from core.train import PRESETS, Callback, EpochMetrics, TrainConfig, TrainingDiverged, train_model
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -37,8 +37,9 @@ class TqdmProgress(Callback):
 
     def on_epoch_end(self, m: EpochMetrics, model) -> None:
         self.bar.write(
-            f"epoch {m.epoch:3d}  train {m.train_loss:8.2f}  test {m.test_loss:8.2f} "
-            f"(recon {m.test_recon:8.2f} + KL {m.test_kl:6.2f})  {m.seconds:5.1f} s"
+            file=sys.stderr,
+            s=f"epoch {m.epoch:3d}  train {m.train_loss:8.2f}  test {m.test_loss:8.2f} "
+            f"(recon {m.test_recon:8.2f} + KL {m.test_kl:6.2f})  {m.seconds:5.1f} s",
         )
 
     def close(self) -> None:
@@ -73,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, nargs="+", default=[400], help="MLP hidden widths")
     t.add_argument("--channels", type=int, nargs="+", default=None, help="conv channels per stage")
     t.add_argument("--fc", type=int, default=256, help="conv dense width")
+    t.add_argument("--conv-depth", type=int, default=0, help="extra 3x3 convs per conv stage")
+    t.add_argument("--activation", default="silu", choices=list(ACTIVATIONS))
     t.add_argument("--beta", type=float, default=1.0)
     t.add_argument("--loss-form", default="standard", choices=["standard", "convex"])
     t.add_argument("--epochs", type=int, default=10)
@@ -116,6 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         hidden=tuple(args.hidden),
         channels=tuple(args.channels or ()),
         fc=args.fc,
+        conv_depth=args.conv_depth,
+        activation=args.activation,
     )
     extra = dict(overrides)
     for key, val in (("noise", args.noise), ("noise_level", args.noise_level)):

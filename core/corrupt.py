@@ -10,9 +10,7 @@ import torch
 CORRUPTIONS = ("gaussian", "salt-pepper", "masking", "occlusion")
 
 
-def corrupt(
-    x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
+def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Corrupt a batch.
 
     kind:

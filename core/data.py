@@ -357,9 +357,7 @@ _FOLDER_LOADERS: dict[str, Callable[[Path], Dataset | None]] = {
     "mnist": lambda root: _load_idx_folder("mnist", root, "folder"),
     "fashion-mnist": lambda root: _load_idx_folder("fashion-mnist", root, "folder"),
     "frey-faces": lambda root: (
-        _frey_from_file(p, "folder")
-        if (p := _folder_file(root, "frey/frey_rawface.mat", "frey_rawface.mat"))
-        else None
+        _frey_from_file(p, "folder") if (p := _folder_file(root, "frey/frey_rawface.mat", "frey_rawface.mat")) else None
     ),
     "olivetti-faces": lambda root: (
         _olivetti_from_file(p, "folder")
@@ -488,9 +486,7 @@ def resize_images(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
     if tuple(images.shape[2:]) == tuple(shape):
         return images
-    out = F.interpolate(
-        torch.from_numpy(images), size=shape, mode="bilinear", antialias=True, align_corners=False
-    )
+    out = F.interpolate(torch.from_numpy(images), size=shape, mode="bilinear", antialias=True, align_corners=False)
     return out.clamp(0, 1).numpy()
 
 

@@ -22,6 +22,7 @@ from core import losses
 MODEL_KINDS = ("vae", "ae", "cvae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
 MAX_LATENT = 128
 
 
@@ -43,6 +44,7 @@ class ModelConfig:
     channels: tuple[int, ...] = ()  # conv channels per stride-2 stage; () picks by image size
     fc: int = 256  # conv: width of the dense layer between the feature map and the code
     conv_depth: int = 0  # conv: extra 3x3 convs per stage (more capacity, slower on CPU)
+    activation: str = "silu"  # hidden nonlinearity: "relu" (the PyTorch example) | "silu" | "elu"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
@@ -60,6 +62,8 @@ class ModelConfig:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {ARCHS}")
         if self.likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {self.likelihood!r}; choose one of {LIKELIHOODS}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {self.activation!r}; choose one of {tuple(ACTIVATIONS)}")
         if not isinstance(self.latent_dim, int) or not 1 <= self.latent_dim <= MAX_LATENT:
             raise ConfigError(f"latent size must be an integer from 1 to {MAX_LATENT}, got {self.latent_dim}")
         if len(self.image_shape) != 3 or min(self.image_shape) < 1 or max(self.image_shape) > 512:
@@ -149,28 +153,29 @@ class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c, h, w = cfg.image_shape
+        act = ACTIVATIONS[cfg.activation]
         if cfg.arch == "mlp":
             width = c * h * w
             self.body = nn.Flatten()
             self.flat_dim = width
             head_in, dims = width + cfg.num_classes, []
             for hdim in cfg.hidden:
-                dims += [nn.Linear(head_in, hdim), nn.ReLU()]
+                dims += [nn.Linear(head_in, hdim), act()]
                 head_in = hdim
             self.head = nn.Sequential(*dims)
             self.out_dim = head_in
         else:
             layers, prev = [], c
             for ch in cfg.channels:
-                layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), nn.SiLU()]
+                layers += [nn.Conv2d(prev, ch, 4, stride=2, padding=1), act()]
                 for _ in range(cfg.conv_depth):
-                    layers += [nn.Conv2d(ch, ch, 3, padding=1), nn.SiLU()]
+                    layers += [nn.Conv2d(ch, ch, 3, padding=1), act()]
                 prev = ch
             layers.append(nn.Flatten())
             self.body = nn.Sequential(*layers)
             fh, fw = conv_stages(cfg.image_shape, cfg.channels)[-1]
             self.flat_dim = prev * fh * fw
-            self.head = nn.Sequential(nn.Linear(self.flat_dim + cfg.num_classes, cfg.fc), nn.SiLU())
+            self.head = nn.Sequential(nn.Linear(self.flat_dim + cfg.num_classes, cfg.fc), act())
             self.out_dim = cfg.fc
 
     def forward(self, x: torch.Tensor, y_onehot: torch.Tensor | None = None) -> torch.Tensor:
@@ -186,12 +191,13 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c, h, w = cfg.image_shape
+        act = ACTIVATIONS[cfg.activation]
         self.image_shape = cfg.image_shape
         z_in = cfg.latent_dim + cfg.num_classes
         if cfg.arch == "mlp":
             dims, prev = [], z_in
             for hdim in reversed(cfg.hidden):
-                dims += [nn.Linear(prev, hdim), nn.ReLU()]
+                dims += [nn.Linear(prev, hdim), act()]
                 prev = hdim
             dims.append(nn.Linear(prev, c * h * w))
             self.net = nn.Sequential(*dims)
@@ -199,23 +205,21 @@ class Decoder(nn.Module):
             sizes = conv_stages(cfg.image_shape, cfg.channels)
             fh, fw = sizes[-1]
             last = cfg.channels[-1]
-            self.fc = nn.Sequential(
-                nn.Linear(z_in, cfg.fc), nn.SiLU(), nn.Linear(cfg.fc, last * fh * fw), nn.SiLU()
-            )
+            self.fc = nn.Sequential(nn.Linear(z_in, cfg.fc), act(), nn.Linear(cfg.fc, last * fh * fw), act())
             self.feature_shape = (last, fh, fw)
             targets = [*reversed(sizes[:-1]), (h, w)]  # the size each up-stage must reach
             outs = [*reversed(cfg.channels[:-1]), cfg.channels[0]]
             layers, prev, cur = [], last, (fh, fw)
             for i, ((th, tw), ch) in enumerate(zip(targets, outs, strict=True)):
                 for _ in range(cfg.conv_depth):
-                    layers += [nn.Conv2d(prev, prev, 3, padding=1), nn.SiLU()]
+                    layers += [nn.Conv2d(prev, prev, 3, padding=1), act()]
                 pad = (th - 2 * cur[0], tw - 2 * cur[1])  # 0 or 1 per side
                 last_stage = i == len(targets) - 1
                 # The last stage writes the image's channels directly (logits, no activation).
                 out_ch = c if last_stage else ch
                 layers.append(nn.ConvTranspose2d(prev, out_ch, 4, stride=2, padding=1, output_padding=pad))
                 if not last_stage:
-                    layers.append(nn.SiLU())
+                    layers.append(act())
                 prev, cur = ch, (th, tw)
             self.net = nn.Sequential(*layers)
 

@@ -12,7 +12,6 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 
 from core.corrupt import CORRUPTIONS, corrupt
@@ -219,9 +218,7 @@ def fit(
     # The fused kernel is ~5% faster per step on CPU and CUDA; MPS lacks it.
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
     sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps)
-        if config.lr_schedule == "cosine"
-        else None
+        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps) if config.lr_schedule == "cosine" else None
     )
     for cb in callbacks:
         cb.on_train_begin(total_steps, config)

@@ -35,4 +35,6 @@ else:
     st.info("No checkpoints yet. Train one with `python -m core train --dataset mnist-5k --out checkpoints/NAME`.")
 
 st.subheader("Data sets")
-st.table([{"name": s.name, "title": s.title, "image": f"{s.image_shape[1]}×{s.image_shape[2]}"} for s in REGISTRY.values()])
+st.table(
+    [{"name": s.name, "title": s.title, "image": f"{s.image_shape[1]}×{s.image_shape[2]}"} for s in REGISTRY.values()]
+)

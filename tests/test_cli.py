@@ -1,0 +1,51 @@
+import subprocess
+import sys
+
+import pytest
+
+from core.checkpoints import load_checkpoint
+from core.cli import main
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_train_evaluate_list_round_trip(tmp_path, capsys):
+    out = tmp_path / "ck" / "tiny-vae"
+    rc = main(["train", "--dataset", "mnist-5k", "--arch", "mlp", "--latent", "4", "--hidden", "64",
+               "--epochs", "1", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr()
+    assert "test loss" in printed.out and "saved" in printed.out
+    assert "epoch   1" in printed.err  # the tqdm progress writer
+    ckpt = load_checkpoint(out)
+    card = ckpt.meta["card"]
+    assert card["epochs"] == 1 and card["data_source"].startswith("offline") and card["train_seconds"] > 0
+    assert ckpt.meta["dataset"]["source"] == "embedded" and ckpt.meta["train"]["epochs"] == 1
+
+    assert main(["evaluate", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert f"test loss {card['test_loss']:.2f} nats" in line and "active units" in line
+
+    assert main(["list", str(out.parent)]) == 0
+    assert "tiny-vae: vae mlp latent 4 on mnist-5k" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--latent", "0"], "latent size must be an integer from 1 to 128"),
+        (["train", "--beta", "-1"], "β must be a finite number ≥ 0"),
+        (["train", "--epochs", "1000000"], "epochs must be an integer from 1 to 10,000"),
+        (["evaluate", "/nonexistent/model"], "model.json: missing"),
+    ],
+)
+def test_bad_input_gets_a_message_and_exit_code_2(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_module_entry_point_lists_checkpoints(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "list", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and "no checkpoints in" in proc.stdout
