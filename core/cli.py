@@ -1,8 +1,9 @@
-"""Command line: ``python -m core {train,evaluate,list}``.
+"""Command line: ``python -m core {train,evaluate,pretrain,list}``.
 
     python -m core train --dataset mnist --model vae --arch conv --latent 16 --beta 1 \\
         --epochs 20 --out checkpoints/NAME [--data-dir DIR]
     python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR]
+    python -m core pretrain [--data-dir DIR] [--only NAME ...] [--force]
     python -m core list [checkpoints]
 """
 
@@ -99,6 +100,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None)
     e.add_argument("--no-download", action="store_true")
 
+    pt = sub.add_parser("pretrain", help="rebuild the shipped checkpoints from checkpoints/manifest.json")
+    pt.add_argument("--data-dir", default=None)
+    pt.add_argument("--only", nargs="+", default=None, metavar="NAME")
+    pt.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    pt.add_argument("--no-download", action="store_true")
+
     ls = sub.add_parser("list", help="list a folder of checkpoints")
     ls.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
     ls.add_argument("--data-dir", default=None, help="unused; accepted everywhere for symmetry")
@@ -189,6 +196,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from core.pretrain import pretrain
+
+    built = pretrain(args.data_dir, args.only, args.force, download=not args.no_download)
+    print(f"built {len(built)} checkpoint(s): {', '.join(built) or 'none needed'}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     print(describe_folder(args.folder))
     return 0
@@ -196,7 +211,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "list": cmd_list}[args.command]
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "list": cmd_list}[args.command]
     try:
         return handler(args)
     except (DataError, CheckpointError, ConfigError, TrainingDiverged) as exc:

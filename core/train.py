@@ -42,6 +42,7 @@ class TrainConfig:
     sparse_weight: float = 0.0  # λ·|code|_1 (sparse AE)
     contractive_weight: float = 0.0  # λ·‖∂code/∂x‖_F² (contractive AE)
     grad_clip: float | None = None
+    augment_flip: bool = False  # random horizontal flips (faces: doubles a small data set)
 
     def validate(self) -> None:
         def bad(msg: str) -> ConfigError:
@@ -236,6 +237,9 @@ def fit(
             idx = perm[i * batch_size : (i + 1) * batch_size]
             xb = x_train[idx]
             yb = y_train[idx] if y_train is not None else None
+            if config.augment_flip:
+                flip = torch.rand(len(xb), generator=noise_gen, device=device) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
             xin = corrupt(xb, config.noise, config.noise_level, noise_gen) if config.noise else xb
             if config.kl_warmup_epochs > 0:
                 beta = config.beta * min(1.0, (step + 1) / (config.kl_warmup_epochs * steps_per_epoch))

@@ -1,0 +1,165 @@
+"""Rebuild the shipped checkpoints from ``checkpoints/manifest.json``.
+
+    python -m core pretrain [--data-dir DIR] [--only NAME ...] [--force]
+
+Each manifest entry names a data set, a model config, a training config (with its seed) and
+a storage type. A checkpoint whose JSON already records the same entry is up to date and is
+skipped unless ``--force`` is given. Every saved checkpoint carries a model card measured on
+its test split, with the weights exactly as stored (float16 storage is applied first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from core.checkpoints import CheckpointError, read_meta, save_checkpoint
+from core.data import Dataset, load_dataset
+from core.evaluate import model_card
+from core.models import AutoEncoder, ConfigError, ModelConfig
+from core.train import Callback, TrainConfig, train_model
+
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+MANIFEST = CHECKPOINTS / "manifest.json"
+STORAGE = {"float32": torch.float32, "float16": torch.float16}
+
+
+@dataclass
+class Entry:
+    """One manifest entry: what a shipped checkpoint is and how it was trained."""
+
+    name: str
+    dataset: str
+    model: dict
+    train: dict
+    storage: str = "float32"
+    title: str = ""
+    notes: str = ""
+
+    def raw(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "dataset": self.dataset,
+            "model": self.model,
+            "train": self.train,
+            "storage": self.storage,
+            "notes": self.notes,
+        }
+
+    def model_config(self, data: Dataset) -> ModelConfig:
+        extra = {"image_shape": data.image_shape}
+        if self.model.get("kind") == "cvae":
+            extra["num_classes"] = data.num_classes
+        return ModelConfig.from_dict({**self.model, **extra})
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.from_dict(self.train)
+
+
+def read_manifest(path: str | os.PathLike = MANIFEST) -> list[Entry]:
+    """Parse and check the manifest: unique names, known data sets, valid configs."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: cannot read the manifest ({exc})") from exc
+    entries = [Entry(**e) for e in doc["checkpoints"]]
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise CheckpointError(f"{path}: duplicate names in the manifest")
+    for e in entries:
+        e.train_config().validate()
+        if e.storage not in STORAGE:
+            raise ConfigError(f"{e.name}: unknown storage {e.storage!r}")
+    return entries
+
+
+def is_up_to_date(entry: Entry, folder: Path = CHECKPOINTS) -> bool:
+    try:
+        meta = read_meta(folder / f"{entry.name}.safetensors")
+    except CheckpointError:
+        return False
+    return (folder / f"{entry.name}.safetensors").is_file() and meta.get("manifest_entry") == entry.raw()
+
+
+def _round_to_storage(model: AutoEncoder, dtype: torch.dtype) -> None:
+    """Round the weights through the storage type so the card measures what is shipped."""
+    with torch.no_grad():
+        for p in model.state_dict().values():
+            if p.is_floating_point():
+                p.copy_(p.to(dtype).to(p.dtype))
+
+
+def build_entry(
+    entry: Entry,
+    data_dir: str | None = None,
+    folder: Path = CHECKPOINTS,
+    callbacks: list[Callback] | None = None,
+    download: bool = True,
+) -> Path:
+    """Train one manifest entry and save it with its model card; returns the weights path."""
+    from core.cli import dataset_info
+
+    data = load_dataset(entry.dataset, data_dir, download=download)
+    if data.source == "embedded" and entry.dataset not in ("mnist-5k", "lfw-faces"):
+        print(f"warning: {entry.name} is trained on {data.source_note}, not the full set", file=sys.stderr)
+    mcfg, tcfg = entry.model_config(data), entry.train_config()
+    model, history = train_model(mcfg, data, tcfg, callbacks)
+    model.cpu().eval()
+    dtype = STORAGE[entry.storage]
+    _round_to_storage(model, dtype)
+    card = model_card(model, data.test_x, data.test_y, seed=tcfg.seed)
+    card.update(epochs=len(history.epochs), train_seconds=round(history.seconds, 1), data_source=data.source_note)
+    return save_checkpoint(
+        model,
+        folder / entry.name,
+        dataset=dataset_info(data),
+        train=tcfg.to_dict(),
+        history=history.to_dict(),
+        card=card,
+        dtype=dtype,
+        extra={"manifest_entry": entry.raw(), "title": entry.title, "notes": entry.notes},
+    )
+
+
+def pretrain(
+    data_dir: str | None = None,
+    only: list[str] | None = None,
+    force: bool = False,
+    folder: Path = CHECKPOINTS,
+    manifest: Path = MANIFEST,
+    download: bool = True,
+) -> list[str]:
+    """Build every manifest entry (or those in ``only``) that is not up to date."""
+    from core.cli import TqdmProgress
+
+    entries = read_manifest(manifest)
+    if only:
+        unknown = set(only) - {e.name for e in entries}
+        if unknown:
+            raise CheckpointError(f"not in the manifest: {sorted(unknown)}")
+        entries = [e for e in entries if e.name in only]
+    built = []
+    for i, entry in enumerate(entries, 1):
+        if not force and is_up_to_date(entry, folder):
+            print(f"[{i}/{len(entries)}] {entry.name}: up to date, skipped (--force rebuilds it)", file=sys.stderr)
+            continue
+        print(f"[{i}/{len(entries)}] {entry.name}: training on {entry.dataset}", file=sys.stderr)
+        progress = TqdmProgress()
+        try:
+            path = build_entry(entry, data_dir, folder, [progress], download=download)
+        finally:
+            progress.close()
+        card = read_meta(path)["card"]
+        print(
+            f"[{i}/{len(entries)}] {entry.name}: test loss {card['test_loss']:.2f} nats, "
+            f"{card['active_units']} active units, {card['train_seconds']:.0f} s",
+            file=sys.stderr,
+        )
+        built.append(entry.name)
+    return built
