@@ -123,8 +123,8 @@ def mnist_style(arr: np.ndarray, size: tuple[int, int] = (28, 28), box: int = 20
     ys, xs = np.indices(digit.shape)
     cy = (ys * digit).sum() / total if total > 0 else nh / 2
     cx = (xs * digit).sum() / total if total > 0 else nw / 2
-    top = int(round(H / 2 - cy))
-    left = int(round(W / 2 - cx))
+    top = round(H / 2 - cy)
+    left = round(W / 2 - cx)
     top = min(max(top, 0), H - nh)
     left = min(max(left, 0), W - nw)
     out[top : top + nh, left : left + nw] = digit

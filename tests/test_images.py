@@ -25,7 +25,7 @@ def test_digit_is_made_mnist_style():
     assert x.shape == (1, 1, 28, 28) and x.dtype == np.float32
     img = x[0, 0]
     assert img[0].max() == 0 and img[:, 0].max() == 0  # black background
-    ys, xs = np.nonzero(img > 0.5)
+    ys, _ = np.nonzero(img > 0.5)
     assert ys.max() - ys.min() + 1 == 20  # the long side fills the 20-pixel box
     cy, cx = (np.indices(img.shape) * img).reshape(2, -1).sum(1) / img.sum()
     assert abs(cy - 14) <= 1 and abs(cx - 14) <= 1  # centred by centre of mass
