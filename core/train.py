@@ -99,7 +99,8 @@ class EpochMetrics:
     test_kl: float
     beta: float  # the β in force at the epoch's end (after warm-up)
     lr: float
-    seconds: float
+    seconds: float  # the whole epoch, test evaluation included
+    train_seconds: float = 0.0  # the training steps only
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -285,6 +286,7 @@ def fit(
 
         if history.cancelled and seen < n:
             break  # a partial epoch is not an epoch: keep the history to finished ones
+        train_seconds = time.perf_counter() - t_epoch
         test: Metrics = evaluate(model, data.test_x, data.test_y, seed=config.seed)
         tr = (sums / max(seen, 1)).cpu().tolist()
         em = EpochMetrics(
@@ -298,6 +300,7 @@ def fit(
             beta=beta,
             lr=opt.param_groups[0]["lr"],
             seconds=time.perf_counter() - t_epoch,
+            train_seconds=train_seconds,
         )
         history.epochs.append(em)
         good_state = _snapshot(model)
