@@ -314,9 +314,27 @@ def list_checkpoints(folder: str | os.PathLike) -> list[CheckpointInfo]:
     return infos
 
 
-def describe_folder(folder: str | os.PathLike) -> str:
-    """A readable listing of a folder of checkpoints, one line each."""
+def describe_folder(folder: str | os.PathLike, markdown: bool = False) -> str:
+    """A readable listing of a folder of checkpoints, one line each, or a Markdown table of cards."""
     infos = list_checkpoints(folder)
     if not infos:
         return f"no checkpoints in {folder}"
-    return "\n".join(info.summary() for info in infos)
+    if not markdown:
+        return "\n".join(info.summary() for info in infos)
+    rows = [
+        "| checkpoint | data | model | β | epochs | test loss | recon | KL | active units | train s | MB |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for info in infos:
+        if not info.ok:
+            rows.append(f"| {info.name} | unusable: {info.error} |" + " |" * 9)
+            continue
+        m, c, t = info.meta["model"], info.meta.get("card", {}), info.meta.get("train", {})
+        size = info.path.stat().st_size / 1e6
+        rows.append(
+            f"| `{info.name}` | {info.meta.get('dataset', {}).get('name', '?')} "
+            f"| {m['kind']} {m['arch']} z={m['latent_dim']} | {t.get('beta', 1):g} | {c.get('epochs', '?')} | {c.get('test_loss', float('nan')):.2f} "
+            f"| {c.get('test_recon', float('nan')):.2f} | {c.get('test_kl', float('nan')):.2f} "
+            f"| {c.get('active_units', '?')}/{m['latent_dim']} | {c.get('train_seconds', 0):.0f} | {size:.1f} |"
+        )
+    return "\n".join(rows)

@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="list a folder of checkpoints")
     ls.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
     ls.add_argument("--data-dir", default=None, help="unused; accepted everywhere for symmetry")
+    ls.add_argument("--markdown", action="store_true", help="a Markdown table of the model cards")
     return p
 
 
@@ -205,7 +206,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    print(describe_folder(args.folder))
+    print(describe_folder(args.folder, markdown=args.markdown))
     return 0
 
 

@@ -28,6 +28,9 @@ def test_train_evaluate_list_round_trip(tmp_path, capsys):
 
     assert main(["list", str(out.parent)]) == 0
     assert "tiny-vae: vae mlp latent 4 on mnist-5k" in capsys.readouterr().out
+    assert main(["list", str(out.parent), "--markdown"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| checkpoint |") and f"| {card['test_loss']:.2f} |" in table[2]
 
 
 @pytest.mark.parametrize(
