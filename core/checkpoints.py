@@ -331,10 +331,17 @@ def describe_folder(folder: str | os.PathLike, markdown: bool = False) -> str:
             continue
         m, c, t = info.meta["model"], info.meta.get("card", {}), info.meta.get("train", {})
         size = info.path.stat().st_size / 1e6
-        rows.append(
-            f"| `{info.name}` | {info.meta.get('dataset', {}).get('name', '?')} "
-            f"| {m['kind']} {m['arch']} z={m['latent_dim']} | {t.get('beta', 1):g} | {c.get('epochs', '?')} | {c.get('test_loss', float('nan')):.2f} "
-            f"| {c.get('test_recon', float('nan')):.2f} | {c.get('test_kl', float('nan')):.2f} "
-            f"| {c.get('active_units', '?')}/{m['latent_dim']} | {c.get('train_seconds', 0):.0f} | {size:.1f} |"
-        )
+        nan = float("nan")
+        cells = [
+            f"`{info.name}`",
+            info.meta.get("dataset", {}).get("name", "?"),
+            f"{m['kind']} {m['arch']} z={m['latent_dim']}",
+            f"{t.get('beta', 1):g}",
+            str(c.get("epochs", "?")),
+            *(f"{c.get(k, nan):.2f}" for k in ("test_loss", "test_recon", "test_kl")),
+            f"{c.get('active_units', '?')}/{m['latent_dim']}",
+            f"{c.get('train_seconds', 0):.0f}",
+            f"{size:.1f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
