@@ -1,0 +1,298 @@
+"""Anomaly detection with autoencoders: score each example, compare with ROC curves.
+
+A model trained only on "normal" data reconstructs normal images well and others badly, so
+the reconstruction error (or the negative ELBO, which adds the KL of the code) is an
+anomaly score. Two setups: one-class (train on one digit, the other nine are anomalies) and
+cross-data-set (MNIST normal, Fashion-MNIST anomalous). A PCA reconstruction error, fitted on
+the same normal training images, is the linear baseline beside it.
+
+Scores are numpy arrays (N,), higher = more anomalous; curves and AUROC come from
+``sklearn.metrics``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+
+from core.data import Dataset
+from core.denoise import fit_pca, pca_reconstruct
+from core.evaluate import model_device
+from core.models import AutoEncoder
+
+SCORES = ("recon-mse", "recon-nll", "elbo")
+SCORE_TITLES = {
+    "recon-mse": "reconstruction error (MSE)",
+    "recon-nll": "reconstruction −log p(x|z=μ) (nats)",
+    "elbo": "negative ELBO (nats)",
+}
+
+# ---------------------------------------------------------------- scores
+
+
+@torch.inference_mode()
+def anomaly_scores(
+    model: AutoEncoder,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    kind: str = "recon-mse",
+    samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 1000,
+) -> np.ndarray:
+    """Per-example anomaly scores (N,) for images x (N, C, H, W) in [0, 1].
+
+    kind:
+        recon-mse: mean squared error per pixel of the reconstruction through the code mean.
+        recon-nll: the decoder's -log p(x | z = μ) in nats (BCE summed over pixels for a
+            Bernoulli decoder).
+        elbo: the negative ELBO in nats, -log p(x|z) for z ~ q(z|x) averaged over ``samples``
+            draws (seeded) plus KL(q(z|x) || p(z)); VAEs only (an AE has no ELBO).
+    y: labels, used only by a conditional VAE.
+    """
+    if kind not in SCORES:
+        raise ValueError(f"unknown score {kind!r}; choose one of {SCORES}")
+    if kind == "elbo" and not model.config.is_variational:
+        raise ValueError("the ELBO score needs a VAE; a deterministic AE has no ELBO (use a reconstruction score)")
+    if samples < 1:
+        raise ValueError(f"samples must be ≥ 1, got {samples}")
+    device = model_device(model)
+    x_t = torch.as_tensor(np.asarray(x, np.float32))
+    y_t = torch.as_tensor(np.asarray(y)).long() if (y is not None and model.config.conditional) else None
+    gen = torch.Generator(device=device).manual_seed(seed)
+    out = []
+    for start in range(0, len(x_t), batch_size):
+        xb = x_t[start : start + batch_size].to(device)
+        yb = y_t[start : start + batch_size].to(device) if y_t is not None else None
+        if kind == "recon-mse":
+            recon = model.reconstruct(xb, yb)
+            out.append((recon - xb).pow(2).flatten(1).mean(1).cpu())
+        elif kind == "recon-nll":
+            out.append(model(xb, yb, sample=False).recon.cpu())
+        else:
+            total = torch.zeros(len(xb), dtype=torch.float64, device=device)
+            for _ in range(samples):
+                o = model(xb, yb, sample=True, generator=gen)
+                total += o.recon.double()
+            out.append((total / samples + o.kl.double()).float().cpu())
+    return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
+
+
+def pca_scores(train_x: np.ndarray, x: np.ndarray, n_components: int = 32, seed: int = 0) -> np.ndarray:
+    """The linear baseline: MSE per pixel of each image's reconstruction (N,) from a PCA with
+    ``n_components`` fitted on the normal training images ``train_x``."""
+    pca = fit_pca(train_x, n_components, seed=seed)
+    x = np.asarray(x, np.float32)
+    return ((pca_reconstruct(pca, x) - x) ** 2).reshape(len(x), -1).mean(1)
+
+
+# ---------------------------------------------------------------- ROC and thresholds
+
+
+@dataclass
+class RocCurve:
+    """fpr, tpr: (T,) the ROC curve; thresholds: (T,) score cut-offs; auroc in [0, 1]."""
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+    auroc: float
+
+
+def _check(scores: np.ndarray, is_anomaly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, is_anomaly = np.asarray(scores, np.float64), np.asarray(is_anomaly, bool)
+    if scores.shape != is_anomaly.shape or scores.ndim != 1:
+        raise ValueError(f"scores and labels must be (N,) of the same length, got {scores.shape}, {is_anomaly.shape}")
+    if is_anomaly.all() or not is_anomaly.any():
+        raise ValueError("a ROC curve needs both normal and anomalous examples")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores hold NaN or inf")
+    return scores, is_anomaly
+
+
+def roc(scores: np.ndarray, is_anomaly: np.ndarray) -> RocCurve:
+    """ROC curve and AUROC (scikit-learn) of scores (N,) against boolean labels (N,)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    scores, is_anomaly = _check(scores, is_anomaly)
+    fpr, tpr, thr = roc_curve(is_anomaly, scores)
+    return RocCurve(fpr=fpr, tpr=tpr, thresholds=thr, auroc=float(roc_auc_score(is_anomaly, scores)))
+
+
+def auroc(scores: np.ndarray, is_anomaly: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a random anomaly outscores a random normal."""
+    from sklearn.metrics import roc_auc_score
+
+    scores, is_anomaly = _check(scores, is_anomaly)
+    return float(roc_auc_score(is_anomaly, scores))
+
+
+def most_anomalous(scores: np.ndarray, k: int = 16) -> np.ndarray:
+    """Indices (k,) of the k highest scores, highest first (ties keep index order)."""
+    scores = np.asarray(scores)
+    return np.argsort(-scores, kind="stable")[: max(0, k)]
+
+
+@dataclass
+class ThresholdStats:
+    """What flagging ``score > threshold`` as anomalous gives; counts and rates in [0, 1]."""
+
+    threshold: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    precision: float
+    recall: float  # true-positive rate: anomalies caught
+    fpr: float  # normal examples flagged
+    f1: float
+    accuracy: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def threshold_stats(scores: np.ndarray, is_anomaly: np.ndarray, threshold: float) -> ThresholdStats:
+    """Confusion counts, precision and recall at one threshold (flag score > threshold).
+
+    An empty prediction has precision 1 by convention (no false alarms), so a slider swept to
+    the top does not show a jump to 0.
+    """
+    scores, is_anomaly = np.asarray(scores, np.float64), np.asarray(is_anomaly, bool)
+    flagged = scores > threshold
+    tp = int(np.sum(flagged & is_anomaly))
+    fp = int(np.sum(flagged & ~is_anomaly))
+    fn = int(np.sum(~flagged & is_anomaly))
+    tn = int(np.sum(~flagged & ~is_anomaly))
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return ThresholdStats(
+        threshold=float(threshold),
+        tp=tp,
+        fp=fp,
+        tn=tn,
+        fn=fn,
+        precision=precision,
+        recall=recall,
+        fpr=fp / (fp + tn) if fp + tn else 0.0,
+        f1=f1,
+        accuracy=(tp + tn) / max(1, len(scores)),
+    )
+
+
+# ---------------------------------------------------------------- setups
+
+
+@dataclass
+class AnomalySplit:
+    """A detection task.
+
+    train_x: (M, C, H, W) normal training images (what a model is trained on).
+    normal_test_x: (K, C, H, W) held-out normal images (for a model's per-epoch test loss).
+    test_x: (N, C, H, W) the images to score; is_anomaly: (N,) bool.
+    test_labels: (N,) the original class of each test image (for captions), or None.
+    """
+
+    name: str
+    train_x: np.ndarray
+    normal_test_x: np.ndarray
+    test_x: np.ndarray
+    is_anomaly: np.ndarray
+    test_labels: np.ndarray | None
+    description: str
+
+    def train_dataset(self) -> Dataset:
+        """The normal data as a :class:`Dataset`, ready for :func:`core.train.train_model`."""
+        return Dataset(
+            name=self.name,
+            source="derived",
+            source_note=self.description,
+            train_x=self.train_x,
+            test_x=self.normal_test_x,
+        )
+
+
+def one_class_split(dataset: Dataset, normal_class: int) -> AnomalySplit:
+    """Train on one class of ``dataset``; test on its whole test split, the other classes
+    being anomalies (the usual one-class MNIST protocol, e.g. Ruff et al. 2018)."""
+    if dataset.train_y is None or dataset.test_y is None:
+        raise ValueError(f"{dataset.name} has no labels; a one-class split needs them")
+    if not 0 <= normal_class < max(dataset.num_classes, int(dataset.train_y.max()) + 1):
+        raise ValueError(f"class {normal_class} is out of range for {dataset.name}")
+    names = dataset.class_names or ()
+    title = names[normal_class] if normal_class < len(names) else str(normal_class)
+    normal_test = dataset.test_y == normal_class
+    return AnomalySplit(
+        name=f"{dataset.name}-one-class-{normal_class}",
+        train_x=dataset.train_x[dataset.train_y == normal_class],
+        normal_test_x=dataset.test_x[normal_test],
+        test_x=dataset.test_x,
+        is_anomaly=~normal_test,
+        test_labels=dataset.test_y.copy(),
+        description=f"{dataset.name}: class {title} is normal, the other classes are anomalies",
+    )
+
+
+def cross_dataset_split(
+    normal: Dataset, anomalous: Dataset, max_per_side: int | None = None, seed: int = 0
+) -> AnomalySplit:
+    """Train on ``normal``; test on both test splits, ``anomalous`` being the anomalies.
+
+    max_per_side: take at most this many test images from each (at random, seeded).
+    test_labels: 0 for normal, 1 for anomalous images.
+    """
+    if normal.image_shape != anomalous.image_shape:
+        raise ValueError(f"image shapes differ: {normal.image_shape} vs {anomalous.image_shape}")
+    rng = np.random.default_rng(seed)
+
+    def take(x: np.ndarray) -> np.ndarray:
+        if max_per_side is None or len(x) <= max_per_side:
+            return x
+        return x[np.sort(rng.choice(len(x), max_per_side, replace=False))]
+
+    a, b = take(normal.test_x), take(anomalous.test_x)
+    is_anomaly = np.concatenate([np.zeros(len(a), bool), np.ones(len(b), bool)])
+    return AnomalySplit(
+        name=f"{normal.name}-vs-{anomalous.name}",
+        train_x=normal.train_x,
+        normal_test_x=normal.test_x,
+        test_x=np.concatenate([a, b]),
+        is_anomaly=is_anomaly,
+        test_labels=is_anomaly.astype(np.int64),
+        description=f"{normal.name} is normal, {anomalous.name} is anomalous",
+    )
+
+
+@dataclass
+class DetectionReport:
+    """Scores and ROC curves of several detectors on one split: {name: (N,)}, {name: RocCurve}."""
+
+    scores: dict[str, np.ndarray]
+    curves: dict[str, RocCurve]
+
+    @property
+    def auroc(self) -> dict[str, float]:
+        return {k: c.auroc for k, c in self.curves.items()}
+
+
+def detect(
+    model: AutoEncoder | None,
+    split: AnomalySplit,
+    kinds: tuple[str, ...] = ("recon-mse", "elbo"),
+    pca_components: int | None = 32,
+    seed: int = 0,
+) -> DetectionReport:
+    """Score a split with a model (each score in ``kinds``; "elbo" is skipped for an AE)
+    and, unless ``pca_components`` is None, the PCA baseline ("pca")."""
+    scores: dict[str, np.ndarray] = {}
+    if model is not None:
+        for kind in kinds:
+            if kind == "elbo" and not model.config.is_variational:
+                continue
+            scores[kind] = anomaly_scores(model, split.test_x, kind=kind, seed=seed)
+    if pca_components:
+        scores["pca"] = pca_scores(split.train_x, split.test_x, pca_components, seed=seed)
+    return DetectionReport(scores=scores, curves={k: roc(s, split.is_anomaly) for k, s in scores.items()})

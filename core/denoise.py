@@ -1,0 +1,374 @@
+"""Denoising: corrupt a batch, run denoisers side by side, score them with PSNR and SSIM.
+
+Denoisers are :class:`Method` objects, one call from noisy images (N, C, H, W) in [0, 1] to
+denoised ones of the same shape. Three families:
+
+* model: any :class:`~core.models.AutoEncoder` through its code mean (a denoising AE, a VAE,
+  a plain AE), which has learned what a clean image of the data set looks like;
+* pca: projection onto the top principal components of clean training images (the linear
+  autoencoder, the model's closest classical cousin);
+* classical: scikit-image / SciPy filters that know nothing of the data set: total variation
+  (Chambolle), non-local means, wavelet shrinkage, median and Gaussian blur.
+
+Metrics come from ``skimage.metrics`` with data_range=1, per image, then averaged.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+
+import numpy as np
+import torch
+
+from core.corrupt import CORRUPTIONS as CORRUPTIONS  # re-exported for the denoising page
+from core.corrupt import corrupt
+from core.models import AutoEncoder
+
+Array = np.ndarray
+
+
+def corrupt_images(x: Array, kind: str, level: float, seed: int = 0) -> Array:
+    """Corrupt images x (N, C, H, W) in [0, 1] with :func:`core.corrupt.corrupt`, seeded."""
+    gen = torch.Generator().manual_seed(seed)
+    return corrupt(torch.as_tensor(np.asarray(x, np.float32)), kind, level, gen).numpy()
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def _pairs(clean: Array, test: Array) -> tuple[Array, Array]:
+    clean, test = np.asarray(clean, np.float64), np.asarray(test, np.float64)
+    if clean.shape != test.shape or clean.ndim != 4:
+        raise ValueError(f"need two (N, C, H, W) batches of the same shape, got {clean.shape} and {test.shape}")
+    return clean, test
+
+
+def psnr(clean: Array, test: Array) -> Array:
+    """Peak signal-to-noise ratio per image in dB (data_range 1): (N, C, H, W) x2 -> (N,).
+
+    An exact copy scores +inf, as in scikit-image.
+    """
+    from skimage.metrics import peak_signal_noise_ratio
+
+    clean, test = _pairs(clean, test)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # divide by zero for an exact copy -> inf
+        return np.array([peak_signal_noise_ratio(c, t, data_range=1.0) for c, t in zip(clean, test, strict=True)])
+
+
+def ssim(clean: Array, test: Array) -> Array:
+    """Structural similarity per image (data_range 1, 7×7 window): (N, C, H, W) x2 -> (N,)."""
+    from skimage.metrics import structural_similarity
+
+    clean, test = _pairs(clean, test)
+    if clean.shape[1] == 1:
+        return np.array([structural_similarity(c[0], t[0], data_range=1.0) for c, t in zip(clean, test, strict=True)])
+    return np.array(
+        [structural_similarity(c, t, data_range=1.0, channel_axis=0) for c, t in zip(clean, test, strict=True)]
+    )
+
+
+# ---------------------------------------------------------------- denoisers
+
+
+@dataclass
+class Method:
+    """A named denoiser: ``fn(noisy (N, C, H, W), y (N,) | None) -> denoised (N, C, H, W)``."""
+
+    name: str
+    family: str  # "classical" | "pca" | "model"
+    fn: Callable[[Array, Array | None], Array]
+    params: dict = field(default_factory=dict)
+
+    def __call__(self, noisy: Array, y: Array | None = None) -> Array:
+        out = self.fn(np.asarray(noisy, np.float32), y)
+        return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _per_image(noisy: Array, f: Callable[[Array], Array]) -> Array:
+    """Apply a 2-D/colour filter image by image: f takes (H, W) or (H, W, C)."""
+    out = np.empty_like(noisy)
+    for i, img in enumerate(noisy):
+        if img.shape[0] == 1:
+            out[i, 0] = f(img[0])
+        else:
+            out[i] = np.moveaxis(f(np.moveaxis(img, 0, -1)), -1, 0)
+    return out
+
+
+def _tv(noisy: Array, weight: float) -> Array:
+    from skimage.restoration import denoise_tv_chambolle
+
+    return _per_image(
+        noisy, lambda im: denoise_tv_chambolle(im, weight=weight, channel_axis=-1 if im.ndim == 3 else None)
+    )
+
+
+def _nl_means(noisy: Array, h: float, patch_size: int = 3, patch_distance: int = 4) -> Array:
+    """Non-local means (Buades et al. 2005): h is the patch-distance cut-off in intensity
+    units (scikit-image suggests h ≈ 0.8 σ of the noise); 3×3 patches suit 28×28 digits."""
+    from skimage.restoration import denoise_nl_means
+
+    return _per_image(
+        noisy,
+        lambda im: denoise_nl_means(
+            im,
+            h=h,
+            patch_size=patch_size,
+            patch_distance=patch_distance,
+            fast_mode=True,
+            channel_axis=-1 if im.ndim == 3 else None,
+        ),
+    )
+
+
+def _wavelet(noisy: Array, method: str = "BayesShrink", mode: str = "soft", wavelet: str = "db1") -> Array:
+    """Wavelet shrinkage with the noise σ estimated per image (needs PyWavelets)."""
+    from skimage.restoration import denoise_wavelet
+
+    return _per_image(
+        noisy,
+        lambda im: denoise_wavelet(
+            im, method=method, mode=mode, wavelet=wavelet, rescale_sigma=True, channel_axis=-1 if im.ndim == 3 else None
+        ),
+    )
+
+
+def _median(noisy: Array, size: int) -> Array:
+    from scipy.ndimage import median_filter
+
+    # One call over the whole batch: the window spans only the two image axes.
+    return median_filter(noisy, size=(1, 1, size, size), mode="reflect")
+
+
+def _gaussian(noisy: Array, sigma: float) -> Array:
+    from scipy.ndimage import gaussian_filter
+
+    return gaussian_filter(noisy, sigma=(0, 0, sigma, sigma), mode="reflect")
+
+
+_CLASSICAL: dict[str, Callable[..., Array]] = {
+    "tv": _tv,
+    "nl-means": _nl_means,
+    "wavelet": _wavelet,
+    "median": _median,
+    "gaussian": _gaussian,
+}
+CLASSICAL_TITLES = {
+    "tv": "TV (Chambolle)",
+    "nl-means": "non-local means",
+    "wavelet": "wavelet (BayesShrink)",
+    "median": "median filter",
+    "gaussian": "Gaussian blur",
+}
+# Defaults that do reasonably on 28×28 digits at moderate noise (σ ≈ 0.3-0.5).
+DEFAULT_PARAMS: dict[str, dict] = {
+    "tv": {"weight": 0.2},
+    "nl-means": {"h": 0.3},
+    "wavelet": {"method": "BayesShrink", "mode": "soft"},
+    "median": {"size": 3},
+    "gaussian": {"sigma": 1.0},
+}
+# What ``tune`` tries, per method.
+PARAM_GRIDS: dict[str, dict[str, list]] = {
+    "tv": {"weight": [0.05, 0.1, 0.2, 0.35, 0.5, 0.8]},
+    "nl-means": {"h": [0.1, 0.2, 0.3, 0.45, 0.6]},
+    "wavelet": {"method": ["BayesShrink", "VisuShrink"], "mode": ["soft", "hard"]},
+    "median": {"size": [3, 5]},
+    "gaussian": {"sigma": [0.5, 0.8, 1.2, 1.6]},
+}
+CLASSICAL_METHODS = tuple(_CLASSICAL)
+
+
+def _has_pywavelets() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pywt") is not None
+
+
+def available_classical() -> tuple[str, ...]:
+    """The classical methods usable here: scikit-image's wavelet denoiser needs PyWavelets."""
+    return tuple(n for n in CLASSICAL_METHODS if n != "wavelet" or _has_pywavelets())
+
+
+def classical(name: str, **params) -> Method:
+    """A classical denoiser by name ("tv", "nl-means", "wavelet", "median", "gaussian");
+    parameters not given take :data:`DEFAULT_PARAMS`."""
+    if name not in _CLASSICAL:
+        raise ValueError(f"unknown classical denoiser {name!r}; choose one of {CLASSICAL_METHODS}")
+    if name == "wavelet" and not _has_pywavelets():
+        raise ImportError("the wavelet denoiser needs PyWavelets: pip install PyWavelets")
+    p = {**DEFAULT_PARAMS[name], **params}
+    f = _CLASSICAL[name]
+    return Method(name=name, family="classical", fn=lambda noisy, y=None: f(noisy, **p), params=p)
+
+
+def fit_pca(train_x: Array, n_components: int = 32, max_samples: int = 20_000, seed: int = 0):
+    """Fit scikit-learn PCA to clean images (N, C, H, W) flattened (at most ``max_samples``,
+    drawn at random, which changes the components very little and saves time)."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(train_x, np.float32).reshape(len(train_x), -1)
+    if len(x) > max_samples:
+        x = x[np.random.default_rng(seed).choice(len(x), max_samples, replace=False)]
+    n_components = min(n_components, *x.shape)
+    return PCA(n_components=n_components, svd_solver="randomized", random_state=seed).fit(x)
+
+
+def pca_reconstruct(pca, x: Array) -> Array:
+    """Project images (N, C, H, W) onto a fitted PCA's components and back, clipped to [0, 1]."""
+    x = np.asarray(x, np.float32)
+    flat = pca.inverse_transform(pca.transform(x.reshape(len(x), -1)))
+    return np.clip(flat, 0.0, 1.0).reshape(x.shape).astype(np.float32)
+
+
+def pca_method(train_x: Array, n_components: int = 32, seed: int = 0) -> Method:
+    """PCA reconstruction as a denoiser, fitted on clean training images (N, C, H, W)."""
+    pca = fit_pca(train_x, n_components, seed=seed)
+    return Method(
+        name="pca",
+        family="pca",
+        fn=lambda noisy, y=None: pca_reconstruct(pca, noisy),
+        params={"n_components": int(pca.n_components_)},
+    )
+
+
+def model_method(model: AutoEncoder, name: str | None = None, batch_size: int = 1000) -> Method:
+    """Any autoencoder as a denoiser: decode the code mean of the noisy image.
+
+    A conditional VAE needs the labels, passed as ``y`` when the method is called.
+    """
+    from core.latent import reconstruct
+
+    cfg = model.config
+    return Method(
+        name=name or cfg.kind,
+        family="model",
+        fn=lambda noisy, y=None: reconstruct(model, noisy, y, batch_size=batch_size),
+        params={"kind": cfg.kind, "arch": cfg.arch, "latent_dim": cfg.latent_dim},
+    )
+
+
+def tune(
+    name: str,
+    noisy: Array,
+    clean: Array,
+    grid: dict[str, Sequence] | None = None,
+    train_x: Array | None = None,
+) -> tuple[Method, float]:
+    """Choose a method's parameters by mean PSNR on a small validation batch.
+
+    name: a classical method, or "pca" (then ``train_x`` is needed and the grid is over
+        ``n_components``). Returns (the best method, its validation PSNR in dB). Tune on
+    images that are not in the test batch, at the same noise kind and level.
+    """
+    if name == "pca":
+        if train_x is None:
+            raise ValueError("tuning PCA needs clean training images (train_x)")
+        grid = grid or {"n_components": [8, 16, 32, 64, 128]}
+        candidates = [pca_method(train_x, n) for n in grid["n_components"]]
+    else:
+        if name not in _CLASSICAL:
+            raise ValueError(f"unknown denoiser {name!r}; choose 'pca' or one of {CLASSICAL_METHODS}")
+        grid = grid or PARAM_GRIDS[name]
+        keys = list(grid)
+        candidates = [classical(name, **dict(zip(keys, vals, strict=True))) for vals in product(*grid.values())]
+    scored = [(float(np.mean(psnr(clean, m(noisy)))), i) for i, m in enumerate(candidates)]
+    best_psnr, best = max(scored)
+    return candidates[best], best_psnr
+
+
+# ---------------------------------------------------------------- running and scoring
+
+
+@dataclass
+class DenoiseRow:
+    """One method's averages over the batch; PSNR in dB, SSIM in [-1, 1], seconds of wall time."""
+
+    method: str
+    family: str
+    psnr: float
+    ssim: float
+    psnr_std: float
+    ssim_std: float
+    seconds: float
+    params: dict
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass
+class DenoiseResult:
+    """rows: the table, "noisy" (the input itself) first. images: {method: (N, C, H, W)}.
+    per_image: {method: {"psnr": (N,), "ssim": (N,)}} for per-image captions."""
+
+    rows: list[DenoiseRow]
+    images: dict[str, Array]
+    per_image: dict[str, dict[str, Array]]
+
+    def row(self, method: str) -> DenoiseRow:
+        for r in self.rows:
+            if r.method == method:
+                return r
+        raise KeyError(method)
+
+
+def run_methods(
+    clean: Array,
+    noisy: Array,
+    methods: Sequence[Method],
+    y: Array | None = None,
+    include_noisy: bool = True,
+) -> DenoiseResult:
+    """Run every method on the noisy batch and score each against the clean one.
+
+    clean, noisy: (N, C, H, W) in [0, 1]; y: labels for a conditional model.
+    """
+    clean = np.asarray(clean, np.float32)
+    noisy = np.asarray(noisy, np.float32)
+    if clean.shape != noisy.shape:
+        raise ValueError(f"clean and noisy batches differ in shape: {clean.shape} vs {noisy.shape}")
+    names = [m.name for m in methods]
+    if len(set(names)) != len(names) or (include_noisy and "noisy" in names):
+        raise ValueError(f"method names must be unique (and not 'noisy'): {names}")
+    rows, images, per_image = [], {}, {}
+    todo: list[tuple[str, str, dict, Callable[[], Array]]] = []
+    if include_noisy:
+        todo.append(("noisy", "input", {}, lambda: noisy))
+    todo += [(m.name, m.family, m.params, lambda m=m: m(noisy, y)) for m in methods]
+    for name, family, params, run in todo:
+        t0 = time.perf_counter()
+        out = run()
+        seconds = time.perf_counter() - t0
+        p, s = psnr(clean, out), ssim(clean, out)
+        finite = p[np.isfinite(p)]
+        rows.append(
+            DenoiseRow(
+                method=name,
+                family=family,
+                psnr=float(np.mean(p)),
+                ssim=float(np.mean(s)),
+                psnr_std=float(np.std(finite)) if len(finite) else 0.0,
+                ssim_std=float(np.std(s)),
+                seconds=seconds,
+                params=dict(params),
+            )
+        )
+        images[name] = out
+        per_image[name] = {"psnr": p, "ssim": s}
+    return DenoiseResult(rows=rows, images=images, per_image=per_image)
+
+
+def format_table(result: DenoiseResult) -> str:
+    """The result table as fixed-width text."""
+    head = f"{'method':<16} {'family':<10} {'PSNR dB':>8} {'SSIM':>6} {'s':>7}  params"
+    lines = [head, "-" * len(head)]
+    for r in result.rows:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        lines.append(f"{r.method:<16} {r.family:<10} {r.psnr:>8.2f} {r.ssim:>6.3f} {r.seconds:>7.2f}  {params}")
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""core.denoise: corruptions, PSNR/SSIM, classical and learned denoisers side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core import denoise
+from core.corrupt import corrupt
+from core.models import ModelConfig
+from core.train import TrainConfig, train_model
+
+SIGMA = 0.5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small MLPs train as fast on one thread, and do not stall when other jobs share the CPU."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def batch(mnist5k):
+    """200 clean test digits and their noisy copies (Gaussian σ = 0.5, clipped)."""
+    clean = mnist5k.test_x[:200]
+    return clean, denoise.corrupt_images(clean, "gaussian", SIGMA, seed=1)
+
+
+@pytest.fixture(scope="module")
+def validation(mnist5k):
+    clean = mnist5k.train_x[-100:]
+    return clean, denoise.corrupt_images(clean, "gaussian", SIGMA, seed=2)
+
+
+@pytest.fixture(scope="module")
+def dae(mnist5k):
+    model, _ = train_model(
+        ModelConfig(kind="ae", arch="mlp", latent_dim=32, hidden=(256,)),
+        mnist5k,
+        TrainConfig(epochs=6, batch_size=32, lr=2e-3, noise="gaussian", noise_level=SIGMA),
+    )
+    return model
+
+
+# ---------------------------------------------------------------- metrics and corruption
+
+
+def test_psnr_is_ten_log_of_one_over_mse():
+    rng = np.random.default_rng(0)
+    clean = rng.random((4, 1, 8, 8))
+    test = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1)
+    mse = ((clean - test) ** 2).reshape(4, -1).mean(1)
+    np.testing.assert_allclose(denoise.psnr(clean, test), 10 * np.log10(1 / mse), rtol=1e-6)
+    assert np.isinf(denoise.psnr(clean, clean)).all()
+    with pytest.raises(ValueError, match="same shape"):
+        denoise.psnr(clean, test[:2])
+
+
+def test_ssim_is_one_for_a_copy_and_falls_with_noise():
+    rng = np.random.default_rng(0)
+    clean = rng.random((3, 1, 16, 16))
+    np.testing.assert_allclose(denoise.ssim(clean, clean), 1.0)
+    light = np.clip(clean + rng.normal(0, 0.05, clean.shape), 0, 1)
+    heavy = np.clip(clean + rng.normal(0, 0.3, clean.shape), 0, 1)
+    assert np.all(denoise.ssim(clean, heavy) < denoise.ssim(clean, light)) and np.all(denoise.ssim(clean, light) < 1)
+    colour = rng.random((2, 3, 16, 16))
+    assert denoise.ssim(colour, colour).shape == (2,)
+
+
+def test_corrupt_images_reuses_core_corrupt_and_is_seeded(batch):
+    clean, noisy = batch
+    again = denoise.corrupt_images(clean, "gaussian", SIGMA, seed=1)
+    np.testing.assert_array_equal(noisy, again)
+    ref = corrupt(torch.from_numpy(clean), "gaussian", SIGMA, torch.Generator().manual_seed(1)).numpy()
+    np.testing.assert_array_equal(noisy, ref)
+    assert noisy.min() >= 0 and noisy.max() <= 1
+    # Clipped noise on a black background: about 9-10 dB, SSIM far below 1.
+    assert 8 < denoise.psnr(clean, noisy).mean() < 11
+    masked = denoise.corrupt_images(clean, "masking", 0.5, seed=0)
+    assert np.all(masked <= clean)
+
+
+# ---------------------------------------------------------------- denoisers
+
+
+@pytest.mark.parametrize("name", ["tv", "nl-means", "median", "gaussian", "wavelet"])
+def test_each_classical_denoiser_beats_the_noisy_input(batch, name):
+    if name == "wavelet":
+        pytest.importorskip("pywt", reason="scikit-image's wavelet denoiser needs PyWavelets")
+    clean, noisy = batch
+    method = denoise.classical(name)
+    out = method(noisy)
+    assert out.shape == noisy.shape and out.dtype == np.float32
+    assert out.min() >= 0 and out.max() <= 1
+    gain = denoise.psnr(clean, out).mean() - denoise.psnr(clean, noisy).mean()
+    assert gain > 1.0, f"{name} gains only {gain:.2f} dB"
+    assert method.params == denoise.DEFAULT_PARAMS[name]
+
+
+def test_classical_denoisers_handle_colour_images():
+    rng = np.random.default_rng(0)
+    clean = np.zeros((2, 3, 20, 20), np.float32)
+    clean[:, :, 5:15, 5:15] = [[[0.9]], [[0.5]], [[0.2]]]
+    noisy = np.clip(clean + rng.normal(0, 0.2, clean.shape), 0, 1).astype(np.float32)
+    for name in ("tv", "nl-means", "median", "gaussian"):
+        out = denoise.classical(name)(noisy)
+        assert out.shape == clean.shape
+        assert denoise.psnr(clean, out).mean() > denoise.psnr(clean, noisy).mean()
+
+
+def test_unknown_denoiser_is_refused():
+    with pytest.raises(ValueError, match="unknown classical denoiser"):
+        denoise.classical("bilateral")
+    assert set(denoise.available_classical()) <= set(denoise.CLASSICAL_METHODS)
+
+
+def test_tuning_picks_the_best_parameter_on_the_validation_batch(validation):
+    clean, noisy = validation
+    best, score = denoise.tune("gaussian", noisy, clean, grid={"sigma": [0.3, 1.0, 3.0]})
+    scores = {s: denoise.psnr(clean, denoise.classical("gaussian", sigma=s)(noisy)).mean() for s in (0.3, 1.0, 3.0)}
+    assert best.params["sigma"] == max(scores, key=scores.get)
+    assert score == pytest.approx(max(scores.values()))
+
+
+def test_pca_fitted_on_clean_images_denoises(batch, mnist5k, validation):
+    clean, noisy = batch
+    pca, _ = denoise.tune("pca", validation[1], validation[0], grid={"n_components": [8, 32]}, train_x=mnist5k.train_x)
+    assert pca.family == "pca" and pca.params["n_components"] in (8, 32)
+    out = pca(noisy)
+    assert denoise.psnr(clean, out).mean() > denoise.psnr(clean, noisy).mean() + 3
+    # With every component kept, PCA gives back its input.
+    small = np.random.default_rng(0).random((100, 1, 4, 4)).astype(np.float32)
+    full = denoise.fit_pca(small, 16)
+    np.testing.assert_allclose(denoise.pca_reconstruct(full, small[:5]), small[:5], atol=1e-4)
+
+
+def test_a_denoising_autoencoder_beats_the_noisy_input_and_the_filters(batch, validation, dae):
+    clean, noisy = batch
+    methods = [denoise.tune(n, validation[1], validation[0])[0] for n in ("median", "tv")]
+    methods.append(denoise.model_method(dae, "dae"))
+    res = denoise.run_methods(clean, noisy, methods)
+    assert [r.method for r in res.rows] == ["noisy", "median", "tv", "dae"]
+    table = {r.method: r for r in res.rows}
+    assert table["dae"].psnr > table["noisy"].psnr + 6
+    assert table["dae"].psnr > max(table["median"].psnr, table["tv"].psnr) + 2
+    assert table["dae"].ssim > table["noisy"].ssim + 0.2
+    # The rows are the means of the per-image figures; the images are kept for display.
+    np.testing.assert_allclose(table["dae"].psnr, res.per_image["dae"]["psnr"].mean())
+    assert res.images["dae"].shape == clean.shape
+    np.testing.assert_array_equal(res.images["noisy"], noisy)
+    np.testing.assert_allclose(res.images["dae"], dae.reconstruct(torch.from_numpy(noisy)).numpy(), atol=1e-6)
+    assert "dae" in denoise.format_table(res)
+    assert res.row("tv").params["weight"] in denoise.PARAM_GRIDS["tv"]["weight"]
+
+
+def test_run_methods_checks_its_input(batch):
+    clean, noisy = batch
+    with pytest.raises(ValueError, match="unique"):
+        denoise.run_methods(clean, noisy, [denoise.classical("median"), denoise.classical("median")])
+    with pytest.raises(ValueError, match="shape"):
+        denoise.run_methods(clean, noisy[:5], [])
