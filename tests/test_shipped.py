@@ -1,0 +1,53 @@
+"""The shipped checkpoints: listed in the manifest, loadable, honest about their figures."""
+
+import pytest
+
+from core.checkpoints import list_checkpoints, load_checkpoint
+from core.data import load_dataset
+from core.evaluate import model_card
+from core.pretrain import CHECKPOINTS, MANIFEST, read_manifest
+from tests.conftest import requires_shared_data, shared_data_dir
+
+ENTRIES = read_manifest(MANIFEST)
+MAX_BYTES = 30 * 1024 * 1024
+
+
+def test_manifest_and_folder_agree():
+    on_disk = {p.name for p in CHECKPOINTS.iterdir() if not p.name.startswith(".")}
+    expected = {"manifest.json"}
+    for e in ENTRIES:
+        expected |= {f"{e.name}.safetensors", f"{e.name}.json"}
+    assert on_disk == expected
+    assert all(info.ok for info in list_checkpoints(CHECKPOINTS))
+
+
+def test_checkpoints_fit_in_the_size_budget():
+    total = sum(p.stat().st_size for p in CHECKPOINTS.iterdir())
+    assert total <= MAX_BYTES, f"checkpoints/ holds {total / 1e6:.1f} MB"
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_each_checkpoint_loads_and_matches_its_entry(entry):
+    ckpt = load_checkpoint(CHECKPOINTS / entry.name)
+    assert ckpt.meta["manifest_entry"] == entry.raw()
+    cfg = ckpt.config.to_dict()
+    assert {k: cfg[k] for k in entry.model} == entry.model
+    assert {k: ckpt.meta["train"][k] for k in entry.train} == entry.train
+    assert ckpt.meta["dataset"]["name"] == entry.dataset and ckpt.meta["dataset"]["source"] == "folder"
+    card = ckpt.meta["card"]
+    for key in ("test_loss", "test_recon", "test_kl", "active_units", "epochs", "train_seconds", "data_source"):
+        assert key in card, key
+    assert card["epochs"] == entry.train["epochs"]
+    assert ckpt.meta["versions"]["torch"]
+
+
+@requires_shared_data
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.name)
+def test_recorded_test_metric_reproduces(entry):
+    ckpt = load_checkpoint(CHECKPOINTS / entry.name)
+    data = load_dataset(entry.dataset, shared_data_dir(), download=False)
+    card = model_card(ckpt.model, data.test_x, data.test_y, seed=ckpt.meta["card"]["eval_seed"])
+    recorded = ckpt.meta["card"]
+    assert card["test_loss"] == pytest.approx(recorded["test_loss"], abs=0.05)
+    assert card["active_units"] == recorded["active_units"]
