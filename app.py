@@ -1,10 +1,106 @@
-"""Latent Lab: the Streamlit entry point. Run with ``make run`` (or ``streamlit run app.py``)."""
+"""Latent Lab: the Streamlit entry point. Run with ``make run`` (or ``streamlit run app.py``).
+
+This file is the frame around every page: the navigation (one file per page in ``pages/``),
+the sidebar's model picker with its model card, and the URL (``?model=`` and each page's own
+settings, so a bookmark restores what was on screen).
+"""
 
 import streamlit as st
 
 st.set_page_config(page_title="Latent Lab", page_icon="🧭", layout="wide")
 
-pages = {
-    "Latent Lab": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
+HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True, url_path="welcome")
+PAGES = {
+    "Latent Lab": [HOME],
+    "Explore": [
+        st.Page("pages/latent_sliders.py", title="Latent sliders", icon=":material/tune:", url_path="sliders"),
+        st.Page(
+            "pages/sampling_manifold.py",
+            title="Sampling and the manifold",
+            icon=":material/casino:",
+            url_path="sampling",
+        ),
+        st.Page("pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", url_path="latent-map"),
+        st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolation"),
+        st.Page("pages/ae_vs_vae.py", title="AE vs VAE", icon=":material/compare:", url_path="ae-vs-vae"),
+        st.Page("pages/your_image.py", title="Your own image", icon=":material/image:", url_path="your-image"),
+    ],
+    # "Experiments" (β sweep, denoising, anomalies) and "Train" come as their pages are written.
 }
-st.navigation(pages).run()
+BY_PATH = {p.url_path: p for section in PAGES.values() for p in section}
+
+# st.navigation comes before the engine's imports (torch takes seconds): the first run of a fresh
+# server goes through Streamlit's pages/-folder router, whose menu (every file in pages/) shows
+# until this call replaces it.
+page = st.navigation(PAGES)
+
+from core import catalog  # noqa: E402
+from pages import _ui as ui  # noqa: E402
+
+
+def model_picker() -> str | None:
+    """Sidebar: data set, then model; the card below. The choice goes to session state and URL."""
+    entries = ui.models()
+    usable = {e.key: e for e in entries if e.ok}
+    state = st.session_state
+    if ui.first_visit("_app"):
+        asked = st.query_params.get("model")
+        if asked is not None:
+            if asked in usable:
+                state["model"], state["dataset"] = asked, usable[asked].dataset
+            else:
+                ui.note(f"unknown model {asked!r}")
+    st.sidebar.header("Model")
+    datasets = catalog.datasets_of(entries)
+    if not datasets:
+        st.sidebar.info("No checkpoints found in `checkpoints/` or `user_checkpoints/`.")
+        state["_entry"] = None
+        return None
+    if state.get("dataset") not in datasets:
+        first = catalog.default_model(entries)
+        state["dataset"] = first.dataset if first else datasets[0]
+    dataset = st.sidebar.selectbox("Data set", datasets, format_func=catalog.dataset_title, key="dataset")
+    options = [k for k, e in usable.items() if e.dataset == dataset]
+    if state.get("model") not in options:
+        state["model"] = catalog.default_model(entries, dataset).key
+    key = st.sidebar.selectbox("Checkpoint", options, format_func=lambda k: usable[k].label, key="model")
+    entry = usable[key]
+    state["_entry"] = entry
+    card = catalog.model_card(entry)
+    st.sidebar.markdown(
+        f"**{card.pop('Model')}**\n\n" + "\n".join(f"- {name}: {value}" for name, value in card.items()),
+        help=entry.meta.get("notes") or None,
+    )
+    broken = [e for e in entries if not e.ok]
+    if broken:
+        with st.sidebar.expander(f"⚠️ {len(broken)} checkpoint(s) cannot be read"):
+            for e in broken:
+                st.caption(f"{e.label}: {e.error}")
+    return key
+
+
+model_key = model_picker()
+
+# ?page=NAME opens that page (the path, /NAME, does the same); an unknown name gets a note.
+asked_page = st.query_params.get("page")
+if asked_page is not None:
+    target = BY_PATH.get(asked_page)
+    if target is None:
+        ui.note(f"unknown page {asked_page!r}")
+    elif target is not page:
+        rest = {k: v for k, v in st.query_params.to_dict().items() if k != "page"}
+        st.switch_page(target, query_params=rest)
+
+# The URL keeps the model and this page's own settings, nothing else (one update, so one
+# browser history entry).
+own = set(ui.LINK_PARAMS.get(page.url_path, ()))
+current = st.query_params.to_dict()
+wanted = {k: v for k, v in current.items() if k in own}
+if model_key is not None:
+    wanted["model"] = model_key
+if wanted != current:
+    st.query_params.from_dict(wanted)
+
+page.run()
+ui.warm_up()
+ui.freeze_imports()

@@ -32,8 +32,9 @@ import torch
 from benchmarks.machine import header
 from core import anomaly, denoise, latent, sweep
 from core.checkpoints import load_checkpoint
+from core.config import ModelConfig
 from core.data import REGISTRY, DataError, Dataset, load_dataset
-from core.models import AutoEncoder, ModelConfig, build_model
+from core.models import AutoEncoder, build_model
 from core.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.machine import header
+from core.config import ModelConfig
 from core.data import load_dataset
-from core.models import ModelConfig
 from core.train import TrainConfig, train_model
 
 

@@ -1,41 +1,35 @@
 """Latent Lab's engine: data sets, the autoencoder family, training, checkpoints and analysis.
 
 Importable and testable without Streamlit; pages call into it and draw what it returns.
+
+The names below are loaded on first use (PEP 562): ``import core`` or ``from core import
+catalog`` must not import torch, which takes seconds and would delay the app's first page.
 """
 
-from core.checkpoints import Checkpoint, CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
-from core.data import REGISTRY, DataError, Dataset, load_dataset
-from core.evaluate import Metrics, active_units, encode_dataset, evaluate
-from core.losses import Objective, gaussian_kl, reconstruction_nll
-from core.models import AutoEncoder, ConfigError, ModelConfig, ModelOutput, build_model
-from core.train import Callback, History, TrainConfig, TrainingDiverged, fit, train_model
+from __future__ import annotations
 
-__all__ = [
-    "REGISTRY",
-    "AutoEncoder",
-    "Callback",
-    "Checkpoint",
-    "CheckpointError",
-    "ConfigError",
-    "DataError",
-    "Dataset",
-    "History",
-    "Metrics",
-    "ModelConfig",
-    "ModelOutput",
-    "Objective",
-    "TrainConfig",
-    "TrainingDiverged",
-    "active_units",
-    "build_model",
-    "encode_dataset",
-    "evaluate",
-    "fit",
-    "gaussian_kl",
-    "list_checkpoints",
-    "load_checkpoint",
-    "load_dataset",
-    "reconstruction_nll",
-    "save_checkpoint",
-    "train_model",
-]
+import importlib
+
+_EXPORTS = {
+    "core.checkpoints": ("Checkpoint", "CheckpointError", "list_checkpoints", "load_checkpoint", "save_checkpoint"),
+    "core.config": ("ConfigError", "ModelConfig"),
+    "core.data": ("REGISTRY", "DataError", "Dataset", "load_dataset"),
+    "core.evaluate": ("Metrics", "active_units", "encode_dataset", "evaluate"),
+    "core.losses": ("Objective", "gaussian_kl", "reconstruction_nll"),
+    "core.models": ("AutoEncoder", "ModelOutput", "build_model"),
+    "core.train": ("Callback", "History", "TrainConfig", "TrainingDiverged", "fit", "train_model"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'core' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

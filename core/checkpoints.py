@@ -21,12 +21,16 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from core.config import ConfigError, ModelConfig
 
-from core.models import AutoEncoder, ConfigError, ModelConfig, build_model
+# torch (seconds to import) is imported only where weights are read or written: listing a
+# folder and validating its JSON, which the app's sidebar and `python -m core list` do, stay fast.
+if TYPE_CHECKING:
+    import torch
+
+    from core.models import AutoEncoder
 
 FORMAT = "latentlab-checkpoint"
 FORMAT_VERSION = 1
@@ -84,6 +88,7 @@ class CheckpointInfo:
 def library_versions() -> dict:
     import numpy
     import safetensors
+    import torch
 
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
     versions["safetensors"] = safetensors.__version__
@@ -147,15 +152,19 @@ def save_checkpoint(
     train: dict | None = None,
     history: dict | None = None,
     card: dict | None = None,
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
     overwrite: bool = True,
     extra: dict | None = None,
 ) -> Path:
     """Save ``model`` as ``path.safetensors`` + ``path.json``; returns the weights path.
 
-    dtype: storage type of floating tensors (float16 halves the size; loading restores
+    dtype: storage type of floating tensors, float32 when None (float16 halves the size; loading restores
         float32). overwrite=False refuses an existing name instead of replacing it.
     """
+    import torch
+    from safetensors.torch import save_file
+
+    dtype = dtype or torch.float32
     folder, name = split_path(path)
     check_name(name)
     try:
@@ -233,6 +242,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     header and never unpickled), a truncated file, a hash that does not match the JSON,
     unknown or missing tensors, and shape mismatches.
     """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from core.models import build_model
+
     folder, name = split_path(path)
     weights = folder / f"{name}.safetensors"
     meta = read_meta(weights)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from core import data as data_mod
 from core.checkpoints import CheckpointError, describe_folder, load_checkpoint, save_checkpoint
+from core.config import ACTIVATION_NAMES, ARCHS, LIKELIHOODS, ConfigError, ModelConfig
 from core.data import DataError, load_dataset
 from core.evaluate import model_card
-from core.models import ACTIVATIONS, ARCHS, LIKELIHOODS, ConfigError, ModelConfig
 from core.train import PRESETS, Callback, EpochMetrics, TrainConfig, TrainingDiverged, train_model
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -76,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, nargs="+", default=None, help="conv channels per stage")
     t.add_argument("--fc", type=int, default=256, help="conv dense width")
     t.add_argument("--conv-depth", type=int, default=0, help="extra 3x3 convs per conv stage")
-    t.add_argument("--activation", default="silu", choices=list(ACTIVATIONS))
+    t.add_argument("--activation", default="silu", choices=list(ACTIVATION_NAMES))
     t.add_argument("--beta", type=float, default=1.0)
     t.add_argument("--loss-form", default="standard", choices=["standard", "convex"])
     t.add_argument("--epochs", type=int, default=10)

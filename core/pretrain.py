@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from core.checkpoints import CheckpointError, read_meta, save_checkpoint
+from core.config import ConfigError, ModelConfig
 from core.data import Dataset, load_dataset
 from core.evaluate import model_card
-from core.models import AutoEncoder, ConfigError, ModelConfig
+from core.models import AutoEncoder
 from core.train import Callback, TrainConfig, train_model
 
 CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"

@@ -27,11 +27,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.config import ConfigError, ModelConfig
 from core.data import Dataset
 from core.evaluate import active_units, encode_dataset, evaluate
 from core.latent import reconstruct
 from core.losses import gaussian_kl_per_dim
-from core.models import AutoEncoder, ConfigError, ModelConfig, build_model
+from core.models import AutoEncoder, build_model
 from core.train import Callback, EpochMetrics, History, TrainConfig, TrainingDiverged, train_model
 
 # ---------------------------------------------------------------- the table

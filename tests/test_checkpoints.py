@@ -12,7 +12,8 @@ from core.checkpoints import (
     resolve,
     save_checkpoint,
 )
-from core.models import ModelConfig, build_model
+from core.config import ModelConfig
+from core.models import build_model
 
 
 @pytest.fixture
@@ -187,7 +188,7 @@ def test_failed_save_leaves_the_old_checkpoint_intact(saved, monkeypatch):
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("core.checkpoints.save_file", boom)
+    monkeypatch.setattr("safetensors.torch.save_file", boom)  # imported by save_checkpoint when it runs
     with pytest.raises(CheckpointError, match="No space left"):
         save_checkpoint(build_model(model.config), path)
     assert (path.read_bytes(), path.with_suffix(".json").read_text()) == before

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from core import denoise
+from core.config import ModelConfig
 from core.corrupt import corrupt
-from core.models import ModelConfig
 from core.train import TrainConfig, train_model
 
 SIGMA = 0.5

@@ -12,8 +12,9 @@ from scipy.stats import norm
 from sklearn.decomposition import PCA
 
 from core import latent
+from core.config import ModelConfig
 from core.evaluate import evaluate
-from core.models import ModelConfig, build_model
+from core.models import build_model
 from core.train import TrainConfig, train_model
 
 

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
+from core.config import MAX_LATENT, ConfigError, ModelConfig
 from core.data import REGISTRY
-from core.models import MAX_LATENT, ConfigError, ModelConfig, build_model, conv_stages
+from core.models import build_model, conv_stages
 
 SHAPES = sorted({spec.image_shape for spec in REGISTRY.values()})
 

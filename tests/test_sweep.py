@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from core import sweep
+from core.config import ConfigError, ModelConfig
 from core.evaluate import active_units, encode_dataset, evaluate
-from core.models import ConfigError, ModelConfig, build_model
+from core.models import build_model
 from core.train import History, TrainConfig, TrainingDiverged
 from tests.conftest import tiny_dataset
 

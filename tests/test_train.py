@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.config import ConfigError, ModelConfig
 from core.evaluate import active_units, encode_dataset, evaluate
-from core.models import ConfigError, ModelConfig, build_model
+from core.models import build_model
 from core.train import Callback, TrainConfig, TrainingDiverged, _contractive_penalty, fit, train_model
 from tests.conftest import tiny_dataset
 

@@ -1,0 +1,347 @@
+"""The model catalog: which checkpoints the app offers, where their data comes from, and the
+small non-UI helpers the pages share (model cards, AE/VAE partners, query-string parsing).
+
+Two folders hold checkpoints: the shipped ones (``LATENTLAB_CHECKPOINTS``, default
+``<repo>/checkpoints``) and the user's own (``LATENTLAB_USER_CHECKPOINTS``, default
+``<repo>/user_checkpoints``, not in git). A model's key is its name for a shipped model and
+``user:NAME`` for a user model, so the two never collide (a checkpoint name has no colon).
+
+Data for the app is loaded offline-first: a data folder (``LATENTLAB_DATA``, else the download
+cache when it exists), then the embedded subsets. The network is used only when
+``LATENTLAB_DOWNLOAD=1``: an offline download attempt can hang for half a minute, and a page
+must open in a blink. Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from core.checkpoints import list_checkpoints
+from core.data import REGISTRY, Dataset, cache_dir, load_dataset, resize_images
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_ENV = "LATENTLAB_CHECKPOINTS"
+USER_ENV = "LATENTLAB_USER_CHECKPOINTS"
+DOWNLOAD_ENV = "LATENTLAB_DOWNLOAD"
+USER_PREFIX = "user:"
+# The model a fresh session opens on, if it is installed: the "quality" MNIST model.
+PREFERRED_DEFAULTS = ("mnist-vae-conv-z16", "mnist-vae-mlp-z2")
+
+
+def shipped_dir() -> Path:
+    return Path(os.environ.get(SHIPPED_ENV) or ROOT / "checkpoints")
+
+
+def user_dir() -> Path:
+    return Path(os.environ.get(USER_ENV) or ROOT / "user_checkpoints")
+
+
+# ---------------------------------------------------------------- the models on offer
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One checkpoint the app can offer (read from its JSON only; loading is the page's job)."""
+
+    key: str  # "NAME" (shipped) or "user:NAME"
+    name: str
+    source: str  # "shipped" | "user"
+    path: Path  # the .safetensors file
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def model(self) -> dict:
+        return self.meta.get("model", {})
+
+    @property
+    def kind(self) -> str:
+        return self.model.get("kind", "?")
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.model.get("latent_dim", 0))
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        return tuple(self.model.get("image_shape", ()))
+
+    @property
+    def is_variational(self) -> bool:
+        return self.kind in ("vae", "cvae")
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.get("dataset", {}).get("name") or "?"
+
+    @property
+    def beta(self) -> float | None:
+        beta = self.meta.get("train", {}).get("beta")
+        return float(beta) if beta is not None else None
+
+    @property
+    def noise(self) -> str | None:
+        """The training corruption of a denoising AE, or None."""
+        return self.meta.get("train", {}).get("noise") or None
+
+    @property
+    def title(self) -> str:
+        if self.meta.get("title"):
+            return self.meta["title"]
+        arch = self.model.get("arch", "?")
+        return f"{self.kind.upper()} {arch}, latent {self.latent_dim}"
+
+    @property
+    def label(self) -> str:
+        """What a picker shows."""
+        return f"{self.name} (your model)" if self.source == "user" else self.name
+
+    @property
+    def mtime(self) -> float:
+        """Changes when the checkpoint is rewritten, so a cache keyed on it reloads."""
+        try:
+            return max(self.path.stat().st_mtime, self.path.with_suffix(".json").stat().st_mtime)
+        except OSError:
+            return 0.0
+
+
+def list_models() -> list[ModelEntry]:
+    """Every checkpoint in the shipped folder, then the user folder (broken ones say why)."""
+    entries = []
+    for source, folder in (("shipped", shipped_dir()), ("user", user_dir())):
+        for info in list_checkpoints(folder):
+            key = info.name if source == "shipped" else USER_PREFIX + info.name
+            entries.append(
+                ModelEntry(key=key, name=info.name, source=source, path=info.path, meta=info.meta, error=info.error)
+            )
+    return entries
+
+
+def default_model(entries: list[ModelEntry], dataset: str | None = None) -> ModelEntry | None:
+    """The model to open on: a preferred one, else the first shipped VAE, else the first usable one."""
+    usable = [e for e in entries if e.ok and (dataset is None or e.dataset == dataset)]
+    by_key = {e.key: e for e in usable}
+    for key in PREFERRED_DEFAULTS:
+        if key in by_key:
+            return by_key[key]
+    for pick in (
+        lambda e: e.source == "shipped" and e.kind == "vae",
+        lambda e: e.kind == "vae",
+        lambda e: True,
+    ):
+        for e in usable:
+            if pick(e):
+                return e
+    return None
+
+
+def datasets_of(entries: list[ModelEntry]) -> list[str]:
+    """The data sets that have at least one usable model, in the registry's order."""
+    have = {e.dataset for e in entries if e.ok}
+    return [n for n in REGISTRY if n in have] + sorted(have - set(REGISTRY))
+
+
+def dataset_title(name: str) -> str:
+    spec = REGISTRY.get(name)
+    return spec.title if spec else name
+
+
+def is_digits(entry: ModelEntry) -> bool:
+    spec = REGISTRY.get(entry.dataset)
+    return spec is not None and spec.kind == "digits"
+
+
+def model_card(entry: ModelEntry) -> dict[str, str]:
+    """The few facts a sidebar card shows: data, source, latent size, β, test loss."""
+    card = entry.meta.get("card", {})
+    data = entry.meta.get("dataset", {})
+    rows = {
+        "Model": entry.title,
+        "Data": dataset_title(entry.dataset),
+        "Source": card.get("data_source") or data.get("source_note") or "?",
+        "Latent size": str(entry.latent_dim),
+    }
+    if entry.is_variational:
+        rows["β"] = f"{entry.beta:g}" if entry.beta is not None else "1"
+    else:
+        rows["Kind"] = "denoising AE" if entry.noise else "plain AE (no KL)"
+    if card.get("test_loss") is not None:
+        rows["Test loss"] = f"{card['test_loss']:.1f} nats"
+    if card.get("active_units") is not None:
+        rows["Active units"] = f"{card['active_units']} of {entry.latent_dim}"
+    return rows
+
+
+def partners(entries: list[ModelEntry], entry: ModelEntry) -> list[ModelEntry]:
+    """Models to compare ``entry`` with on the AE vs VAE page: same data, image shape and latent
+    size, the other side of the AE/VAE divide; plain AEs before denoising ones, same
+    architecture first."""
+    want_variational = not entry.is_variational
+    found = [
+        e
+        for e in entries
+        if e.ok
+        and e.key != entry.key
+        and e.kind in ("ae", "vae")
+        and e.is_variational == want_variational
+        and e.dataset == entry.dataset
+        and e.image_shape == entry.image_shape
+        and e.latent_dim == entry.latent_dim
+    ]
+    return sorted(
+        found,
+        key=lambda e: (
+            e.noise is not None,
+            e.model.get("arch") != entry.model.get("arch"),
+            e.beta not in (None, 1.0),
+            e.source != "shipped",
+            e.key,
+        ),
+    )
+
+
+def ae_vae_pairs(entries: list[ModelEntry]) -> list[tuple[ModelEntry, ModelEntry]]:
+    """Every (AE, VAE) pair that can be compared, best pairs first."""
+    pairs = []
+    for ae in entries:
+        if ae.ok and ae.kind == "ae":
+            for vae in partners(entries, ae):
+                pairs.append((ae, vae))
+    return sorted(
+        pairs,
+        key=lambda p: (
+            p[0].noise is not None,
+            p[0].model.get("arch") != p[1].model.get("arch"),
+            p[1].beta not in (None, 1.0),
+            p[0].source != "shipped" or p[1].source != "shipped",
+        ),
+    )
+
+
+# ---------------------------------------------------------------- data for the pages
+
+
+def allow_download() -> bool:
+    return os.environ.get(DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def load_data(name: str, image_shape: tuple[int, ...] | None = None) -> Dataset:
+    """Load a data set without touching the network (unless ``LATENTLAB_DOWNLOAD=1``).
+
+    The data folder is ``LATENTLAB_DATA``, else the download cache when it holds files; then
+    the embedded subsets. Images are resized to ``image_shape`` (C, H, W) when it differs
+    (a model trained on the full set applied to the offline subset). Raises DataError.
+    """
+    folder = os.environ.get("LATENTLAB_DATA") or None
+    if folder is None and cache_dir().is_dir():
+        folder = str(cache_dir())
+    ds = load_dataset(name, folder, download=allow_download())
+    if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
+        ds = replace(
+            ds,
+            train_x=resize_images(ds.train_x, tuple(image_shape[1:])),
+            test_x=resize_images(ds.test_x, tuple(image_shape[1:])),
+            source_note=ds.source_note + f", resized to {image_shape[1]}×{image_shape[2]}",
+        )
+    return ds
+
+
+def subset_indices(n_total: int, n: int | None, seed: int = 0) -> np.ndarray:
+    """A fixed random subset of ``n`` of ``n_total`` rows, sorted (all rows when n is None or
+    too large). Random, not the first n: some splits are sorted by label."""
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.sort(np.random.default_rng(seed).permutation(n_total)[:n])
+
+
+MIN_POOL = 200
+
+
+def pool(data: Dataset) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The images whose codes a page plots: the test split, or train + test when the test split
+    is too small to show structure (Olivetti holds out 40 faces). Returns (x, y, description)."""
+    if len(data.test_x) >= MIN_POOL or len(data.train_x) == 0:
+        return data.test_x, data.test_y, f"{len(data.test_x):,} test images"
+    x = np.concatenate([data.test_x, data.train_x])
+    y = None if data.test_y is None or data.train_y is None else np.concatenate([data.test_y, data.train_y])
+    return x, y, f"all {len(x):,} images (the test split has only {len(data.test_x)})"
+
+
+def class_members(labels: np.ndarray | None, cls: int | None) -> np.ndarray:
+    """Row indices of class ``cls`` (every row when there are no labels or no class)."""
+    if labels is None or cls is None:
+        return np.arange(0 if labels is None else len(labels))
+    return np.flatnonzero(np.asarray(labels) == cls)
+
+
+# ---------------------------------------------------------------- query strings
+# A bookmark is untrusted text: every parser returns (value, problem). The value is None and
+# the problem says why in words when the text cannot be used; the page falls back to its default.
+
+
+def parse_choice(text: str | None, options: list[str] | tuple[str, ...], what: str) -> tuple[str | None, str | None]:
+    if text is None:
+        return None, None
+    if text in options:
+        return text, None
+    return None, f"unknown {what} {_quote(text)}"
+
+
+def parse_int(text: str | None, lo: int, hi: int, what: str) -> tuple[int | None, str | None]:
+    if text is None:
+        return None, None
+    try:
+        value = int(text.strip())
+    except (ValueError, AttributeError):
+        return None, f"{what} {_quote(text)} is not a whole number"
+    if not lo <= value <= hi:
+        return None, f"{what} {value} is outside {lo}..{hi}"
+    return value, None
+
+
+def parse_float(text: str | None, lo: float, hi: float, what: str) -> tuple[float | None, str | None]:
+    if text is None:
+        return None, None
+    try:
+        value = float(text.strip())
+    except (ValueError, AttributeError):
+        return None, f"{what} {_quote(text)} is not a number"
+    if not math.isfinite(value) or not lo <= value <= hi:
+        return None, f"{what} {_quote(text)} is outside {lo:g}..{hi:g}"
+    return value, None
+
+
+def parse_code(text: str | None, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray | None, str | None]:
+    """``"0.5,-1.2,..."`` -> a code (z,) within [lo, hi] per dimension, or a problem."""
+    if text is None:
+        return None, None
+    parts = text.split(",")
+    if len(parts) != len(lo):
+        return None, f"the code in the link has {len(parts)} values, this model has {len(lo)} dimensions"
+    try:
+        z = np.array([float(p) for p in parts], dtype=np.float64)
+    except ValueError:
+        return None, f"the code {_quote(text)} is not a list of numbers"
+    if not np.isfinite(z).all():
+        return None, "the code in the link holds NaN or infinity"
+    if (z < lo - 1e-6).any() or (z > hi + 1e-6).any():
+        return None, "the code in the link is outside the sliders' range"
+    return z.astype(np.float32), None
+
+
+def format_code(z: np.ndarray) -> str:
+    return ",".join(f"{v:.2f}".replace("-0.00", "0.00") for v in np.asarray(z, dtype=np.float64))
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    text = str(text)
+    return repr(text if len(text) <= limit else text[:limit] + "…")

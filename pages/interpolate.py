@@ -1,0 +1,134 @@
+"""Interpolation: walk from one image to another through the latent space (or across pixels)."""
+
+import numpy as np
+import streamlit as st
+
+from core import catalog
+from core.latent import INTERPOLATIONS, gif_bytes, image_grid, interpolate
+from pages import _ui as ui
+
+PAGE = "interpolation"
+METHODS = {"linear": "Linear", "slerp": "Spherical", "pixel": "Pixels"}
+
+ui.intro(
+    "Interpolation",
+    """
+Two images are encoded, and the codes on the path between them are decoded: the strip shows the
+steps from A (left) to B (right). The idea: in a good latent space every point on the way is a
+plausible image that morphs smoothly, while a pixel cross-fade just superimposes two pictures.
+Spherical interpolation keeps the path at the typical distance from the origin of a Gaussian prior.
+""",
+)
+
+cur = ui.current()
+data = ui.data_for(cur.entry, quiet=True)
+state = st.session_state
+SOURCES = {"test": "Test image", "random": "Random", "upload": "Upload"}
+if data is None:
+    SOURCES = {"upload": "Upload"}
+    st.info("The data set is not available here, so both ends come from uploads.")
+
+if ui.first_visit(PAGE):
+    method = ui.link_value("method", catalog.parse_choice, INTERPOLATIONS, "interpolation")
+    if method is not None:
+        state["ip_method"] = method
+    steps = ui.link_value("steps", catalog.parse_int, 3, 16, "number of steps")
+    if steps is not None:
+        state["ip_steps"] = steps
+    if data is not None:
+        for end in ("a", "b"):
+            row = ui.link_value(end, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
+            if row is not None:  # select that image's class and its index within the class
+                cls = None if data.test_y is None else int(data.test_y[row])
+                state[f"ip_{end}_src"] = "test"
+                if cls is not None:
+                    state[f"ip_{end}_class"] = cls
+                state[f"ip_{end}_index"] = int(np.flatnonzero(catalog.class_members(data.test_y, cls) == row)[0])
+ui.show_link_notes()
+for key, default in (("ip_method", "linear"), ("ip_steps", 10), ("ip_a_src", next(iter(SOURCES))),
+                     ("ip_b_src", next(iter(SOURCES)))):  # fmt: skip
+    state.setdefault(key, default)
+
+
+def shuffle(end: str) -> None:
+    state[f"ip_{end}_draw"] = state.get(f"ip_{end}_draw", 0) + 1
+
+
+def pick(end: str, default_class: int):
+    """One end of the path -> (image (C, H, W), label or None, caption, test row or None)."""
+    src = st.segmented_control(
+        "Source", list(SOURCES), format_func=SOURCES.get, required=True, key=f"ip_{end}_src", wrap=True
+    )
+    if src == "test":
+        row, caption = ui.pick_test_item(data, f"ip_{end}", "Image", 0, default_class)
+    elif src == "random":
+        st.button(":material/casino: Another one", key=f"ip_{end}_shuffle", on_click=shuffle, args=(end,))
+        draw = state.get(f"ip_{end}_draw", 0)
+        row = int(np.random.default_rng([ord(end), draw]).integers(len(data.test_x)))
+        caption = f"test #{row}"
+    else:
+        y = ui.condition_picker(cur, f"ip_{end}_y", "Which digit is it? (the condition)")
+        up = ui.uploaded_input(cur, f"ip_{end}_upload")
+        if up is None:
+            return None
+        return up[1], y, "your image", None
+    y = None if data.test_y is None else int(data.test_y[row])
+    return data.test_x[row], y, caption, row
+
+
+ends = {}
+cols = st.columns([1, 1, 1.1], gap="large")
+for col, end, default_class in ((cols[0], "a", 0), (cols[1], "b", 1)):
+    with col:
+        st.subheader(f"From {end.upper()}" if end == "a" else f"To {end.upper()}")
+        ends[end] = pick(end, default_class)
+        if ends[end] is not None:
+            ui.image(ends[end][0], ends[end][2], file_name=f"input-{end}.png", key=f"ip_{end}_png", target=112,
+                     download=False)  # fmt: skip
+with cols[2]:
+    st.subheader("The path")
+    method = st.segmented_control(
+        "Interpolation",
+        list(METHODS),
+        format_func=METHODS.get,
+        required=True,
+        key="ip_method",
+        wrap=True,
+        help="Linear: a straight line between the codes. Spherical (slerp): along the great circle, the norm "
+        "going linearly. Pixels: a cross-fade of the two images, no model involved.",
+    )
+    steps = st.slider("Steps", 3, 16, key="ip_steps")
+    compare = st.toggle("Show all three paths", key="ip_compare", help="Linear, spherical and pixel, one strip each")
+
+if ends["a"] is None or ends["b"] is None:
+    st.info("Upload an image for each end to see the path.")
+    st.stop()
+
+(x_a, y_a, cap_a, row_a), (x_b, y_b, cap_b, row_b) = ends["a"], ends["b"]
+if cur.conditional and (y_a is None or y_b is None):
+    st.info("A conditional VAE needs the class of both images.")
+    st.stop()
+name = cur.entry.name
+for m in INTERPOLATIONS if compare else (method,):
+    path = interpolate(cur.model, x_a, x_b, steps, m, y_a, y_b)
+    st.markdown(f"**{METHODS[m]}**" + (" · first and last are the reconstructions of A and B" if m != "pixel" else ""))
+    ui.grid_image(
+        image_grid(path.images, nrow=steps),
+        None,
+        file_name=f"{name}-{m}-{steps}.png",
+        key=f"ip_png_{m}",
+        target=min(1200, 110 * steps),
+    )
+    st.download_button(
+        ":material/download: GIF (loops A → B → A)",
+        lambda images=path.images: gif_bytes(images, scale=6 if not ui.is_faces(cur.entry) else 5),
+        file_name=f"{name}-{m}-{steps}.gif",
+        mime="image/gif",
+        key=f"ip_gif_{m}",
+        on_click="ignore",
+        type="tertiary",
+    )
+    if cur.conditional:
+        st.caption("A conditional VAE switches the class input at the midpoint; the code carries the style.")
+
+ui.set_link(a=row_a, b=row_b, method=method, steps=steps)

@@ -1,0 +1,187 @@
+"""Latent sliders: one slider per latent dimension; the decoded image follows them live."""
+
+import numpy as np
+import streamlit as st
+
+from core import catalog
+from core.latent import decode, encode_codes
+from pages import _ui as ui
+
+PAGE = "sliders"
+SHOWN = 8  # sliders in view for a large code; the rest wait in an expander
+ALL_SHOWN_UP_TO = 10
+
+ui.intro(
+    "Latent sliders",
+    """
+The picture on the left is the decoder's output for the code set by the sliders on the right,
+one slider per latent dimension. Move one and watch which feature of the image it controls:
+the model learned these directions from data alone, without labels. The most used dimensions
+(by KL for a VAE, by spread for a plain AE) come first; dimensions the model left unused do nothing.
+""",
+)
+
+cur = ui.current()
+data = ui.data_for(cur.entry, quiet=True)
+rank = ui.ranking(cur, data)
+z_dim = cur.model.latent_dim
+variational = cur.entry.is_variational
+
+# ---- slider ranges: prior units for a VAE; the codes' own spread for a plain AE
+if variational:
+    centre, spread = np.zeros(z_dim, np.float32), np.ones(z_dim, np.float32)
+    lo, hi, step = np.full(z_dim, -4.0), np.full(z_dim, 4.0), np.full(z_dim, 0.05)
+else:
+    if data is not None:
+        codes = ui.codes_of(cur.entry, cur.model, data).codes
+        centre, spread = codes.mu.mean(0), np.maximum(codes.spread, 1e-3)
+    else:
+        centre, spread = np.zeros(z_dim, np.float32), np.full(z_dim, 2.5, np.float32)
+    half = np.ceil(4 * spread * 10) / 10
+    lo, hi = np.round(centre - half, 1), np.round(centre + half, 1)
+    step = np.maximum(np.round(half / 40, 2), 0.01)
+order = rank.order if rank is not None else np.arange(z_dim)
+
+
+def slider_key(i: int) -> str:
+    return f"sl_{cur.key}_{i}"
+
+
+def set_code(z: np.ndarray) -> None:
+    for i, v in enumerate(np.clip(z, lo, hi)):
+        st.session_state[slider_key(i)] = float(round(float(v), 2))
+
+
+def random_code(seed: int) -> np.ndarray:
+    return (centre + spread * np.random.default_rng(seed).standard_normal(z_dim)).astype(np.float32)
+
+
+# ---- where the code starts
+STARTS = {
+    "prior": "Prior mean (z = 0)" if variational else "Centre of the codes",
+    "random": "Random sample",
+    "test": "Test image",
+    "upload": "Upload",
+}
+if ui.can_draw(cur):
+    STARTS["draw"] = "Draw"
+top = st.columns([1.5, 1.5, 0.6], gap="large")
+with top[0]:
+    start = st.segmented_control(
+        "Start from", list(STARTS), format_func=STARTS.get, default="prior", required=True, key="sl_start", wrap=True
+    )
+base, base_label, start_img = None, "", None
+with top[1]:
+    if start == "prior":
+        base, base_label = centre.copy(), STARTS["prior"]
+    elif start == "random":
+        seed = st.number_input("Seed", 0, 10_000, 0, key="sl_seed")
+        base, base_label = random_code(int(seed)), f"random sample, seed {seed}"
+    elif start == "test":
+        data = ui.data_for(cur.entry)
+        if data is not None:
+            row, base_label = ui.pick_test_item(data, "sl_item")
+            start_img = data.test_x[row]
+            y = None if data.test_y is None else data.test_y[[row]]
+            base = encode_codes(cur.model, start_img[None], y).mu[0]
+    elif start == "upload":
+        if not catalog.is_digits(cur.entry):
+            st.caption("Upload any face photo: it is converted to grayscale, cropped and resized to the model's input.")
+        elif "draw" not in STARTS:
+            st.caption(
+                "To start from a drawing, draw a digit on paper or in any paint program and upload a photo of it "
+                "(drawing inside the page needs the optional package streamlit-drawable-canvas)."
+            )
+        y_up = ui.condition_picker(cur, "sl_upload_y", "Which digit is it? (the condition)")
+        up = ui.uploaded_input(cur, "sl_upload")
+        if up is not None:
+            start_img = up[1]
+            base = encode_codes(cur.model, start_img[None], None if y_up is None else np.array([y_up])).mu[0]
+            base_label = "your image"
+    elif start == "draw":
+        y_draw = ui.condition_picker(cur, "sl_draw_y", "Which digit is it? (the condition)")
+        drawn = ui.drawn_input(cur, "sl_canvas")
+        if drawn is None:
+            st.caption("Draw a digit with the mouse: white on black, like MNIST.")
+        else:
+            start_img = drawn[1]
+            base = encode_codes(cur.model, start_img[None], None if y_draw is None else np.array([y_draw])).mu[0]
+            base_label = "your drawing"
+if base is None:  # no data or no upload yet: keep whatever the sliders hold
+    base = st.session_state.get("sl_base", centre)
+    if len(base) != z_dim:
+        base = centre.copy()
+with top[2]:
+    if start_img is not None:
+        ui.image(start_img, "the input", file_name="input.png", key="sl_input_png", target=112, download=False)
+
+# A new start (or model) moves the sliders to it; a link's code wins on the first visit.
+signature = (cur.key, start, base_label, tuple(np.round(base, 4)))
+if ui.first_visit(PAGE):
+    z_link = ui.link_value("z", catalog.parse_code, lo, hi)
+    y_link = ui.link_value("y", catalog.parse_int, 0, max(cur.num_classes - 1, 0), "digit") if cur.conditional else None
+    if y_link is not None:
+        st.session_state["sl_y"] = y_link
+    if z_link is not None:
+        set_code(z_link)
+        st.session_state["sl_sig"] = signature
+handoff = st.session_state.pop("sl_handoff", None)  # a code sent from the "Your own image" page
+if handoff is not None and len(handoff) == z_dim:
+    set_code(handoff)
+    st.session_state["sl_sig"] = signature
+    base_label = "your uploaded image"
+if st.session_state.get("sl_sig") != signature or any(slider_key(i) not in st.session_state for i in range(z_dim)):
+    set_code(base)
+    st.session_state["sl_sig"] = signature
+st.session_state["sl_base"] = np.asarray(base, np.float32)
+ui.show_link_notes()
+
+
+def reset() -> None:
+    set_code(st.session_state["sl_base"])
+
+
+def randomise() -> None:
+    st.session_state["sl_draws"] = st.session_state.get("sl_draws", 0) + 1
+    set_code(random_code(10_000 + st.session_state["sl_draws"]))
+
+
+def describe(i: int) -> str:
+    if rank is None:
+        return f"z{i}"
+    if rank.kl is not None:
+        return f"z{i} · KL {rank.kl[i]:.2f} nats"
+    return f"z{i} · spread {np.sqrt(rank.activity[i]):.2f}"
+
+
+@st.fragment
+def explorer() -> None:
+    """Sliders and the decoded image: a slider move reruns only this part of the page."""
+    picture, controls = st.columns([1, 1.35], gap="large")
+    with controls:
+        buttons = st.container(horizontal=True)
+        buttons.button(":material/restart_alt: Reset", on_click=reset, help="Back to the start code", key="sl_reset")
+        buttons.button(":material/casino: Randomise", on_click=randomise, help="A fresh random code", key="sl_random")
+        y = ui.condition_picker(cur, "sl_y")
+        shown = order if z_dim <= ALL_SHOWN_UP_TO else order[:SHOWN]
+        rest = order[len(shown) :]
+        cols = st.columns(2)
+        for n, i in enumerate(shown):
+            cols[n % 2].slider(describe(i), float(lo[i]), float(hi[i]), step=float(step[i]), key=slider_key(i))
+        if len(rest):
+            with st.expander(f"{len(rest)} more dimensions, less used"):
+                more = st.columns(2)
+                for n, i in enumerate(rest):
+                    more[n % 2].slider(describe(i), float(lo[i]), float(hi[i]), step=float(step[i]), key=slider_key(i))
+        if rank is None:
+            st.caption("Dimensions in index order: the data set is not available to rank them.")
+    z = np.array([st.session_state[slider_key(i)] for i in range(z_dim)], np.float32)
+    image = decode(cur.model, z, y)[0]
+    with picture:
+        target = 380 if ui.is_faces(cur.entry) else 336
+        caption = f"decoded from the sliders ({base_label or 'start'})"
+        ui.image(image, caption, file_name=f"{cur.entry.name}-sliders.png", key="sl_png", target=target)
+    ui.set_link(z=catalog.format_code(z), y=y)
+
+
+explorer()

@@ -1,0 +1,131 @@
+"""Sampling from the prior, and the 2-D manifold of decoded codes."""
+
+from dataclasses import replace
+
+import numpy as np
+import streamlit as st
+
+from core import catalog
+from core.latent import image_grid, manifold_grid, pca_grid, project, sample_prior
+from pages import _ui as ui
+
+PAGE = "sampling"
+
+ui.intro(
+    "Sampling and the 2-D manifold",
+    """
+Left: images decoded from random codes z ~ N(0, T²·I), codes the model never saw. Right: a grid
+of codes laid out over two latent axes, each decoded, as in Kingma & Welling's Figure 4. The idea:
+a VAE's KL term makes the whole neighbourhood of the origin decode to plausible images, so it
+can *generate*; a lower temperature T stays nearer the centre and trades variety for clean samples.
+""",
+)
+
+cur = ui.current()
+z_dim = cur.model.latent_dim
+name = cur.entry.name
+if not cur.entry.is_variational:
+    st.warning(
+        "This is a plain autoencoder: nothing pulled its codes towards N(0, I), so most prior samples "
+        "decode to smudges. That is the point of the **AE vs VAE** page.",
+        icon="⚠️",
+    )
+
+state = st.session_state
+if ui.first_visit(PAGE):
+    for param, key, parser, args in (
+        ("t", "sa_t", catalog.parse_float, (0.0, 2.0, "temperature")),
+        ("n", "sa_n", catalog.parse_int, (2, 12, "grid size")),
+        ("seed", "sa_seed", catalog.parse_int, (0, 1_000_000, "seed")),
+        ("grid", "mf_n", catalog.parse_int, (3, 25, "manifold size")),
+        ("span", "mf_span", catalog.parse_float, (0.25, 3.0, "range")),
+    ):
+        value = ui.link_value(param, parser, *args)
+        if value is not None:
+            state[key] = value
+ui.show_link_notes()
+for key, default in (("sa_t", 1.0), ("sa_n", 8), ("sa_seed", 0), ("mf_n", 15), ("mf_span", 1.0)):
+    state.setdefault(key, default)
+
+
+def new_samples() -> None:
+    state["sa_seed"] = int(state.get("sa_seed", 0)) + 1
+
+
+left, right = st.columns(2, gap="large")
+with left:
+    st.subheader("Samples from the prior")
+    c = st.columns([1.3, 1, 1])
+    temperature = c[0].slider("Temperature T", 0.0, 2.0, step=0.05, key="sa_t", help="z ~ N(0, T²·I)")
+    n = c[1].slider("Grid size", 2, 12, key="sa_n", help="n × n samples")
+    seed = c[2].number_input("Seed", 0, 1_000_000, key="sa_seed")
+    st.button(":material/casino: New samples", on_click=new_samples, key="sa_new")
+    # A conditional VAE draws one digit per row; the code carries only the style.
+    y = (np.arange(n * n) // n) % cur.num_classes if cur.conditional else None
+    _, samples = sample_prior(cur.model, n * n, temperature, int(seed), y)
+    ui.grid_image(
+        image_grid(samples, nrow=n),
+        f"{n * n} samples at T = {temperature:g}, seed {seed}" + ("; row r draws digit r" if y is not None else ""),
+        file_name=f"{name}-samples-T{temperature:g}-seed{seed}.png",
+        key="sa_png",
+        target=600,
+    )
+
+with right:
+    st.subheader("The manifold")
+    c = st.columns(2)
+    size = c[0].slider("Grid size", 3, 25, key="mf_n", help="n × n decoded codes")
+    span = c[1].slider(
+        "Range (× σ)",
+        0.25,
+        3.0,
+        step=0.25,
+        key="mf_span",
+        help="Codes run over the Gaussian quantiles Φ⁻¹((i + ½)/n) times this factor, in prior σ for a VAE "
+        "(the codes' own spread for a plain AE).",
+    )
+    data = ui.data_for(cur.entry, quiet=True)
+    rank = ui.ranking(cur, data)
+    y_m = ui.condition_picker(cur, "mf_y")
+    if z_dim == 2:
+        axes = "dims"
+        dims = (0, 1)
+        st.caption("Latent size 2: the grid covers the whole latent space, no choice of axes needed.")
+    else:
+        choices = {"dims": "Two latent dimensions", "pca": "The first two PCA axes of the codes"}
+        if data is None:
+            choices.pop("pca")
+        axes = st.segmented_control("Axes", list(choices), format_func=choices.get, default="dims", required=True,
+                                    key="mf_axes", wrap=True)  # fmt: skip
+        dims = (0, 1)
+        if axes == "dims":
+            top = list(rank.order[:2]) if rank is not None else [0, 1]
+            d = st.columns(2)
+            a = d[0].selectbox("Horizontal", range(z_dim), index=int(top[0]), format_func=lambda i: f"z{i}", key="mf_a")
+            b = d[1].selectbox("Vertical", range(z_dim), index=int(top[1]), format_func=lambda i: f"z{i}", key="mf_b")
+            dims = (a, b)
+    if axes == "dims" and dims[0] == dims[1]:
+        st.info("Pick two different dimensions.")
+    else:
+        if axes == "pca":
+            codes = ui.codes_of(cur.entry, cur.model, data).codes
+            proj = project(codes.mu)
+            proj = replace(proj, explained_variance=proj.explained_variance * span**2)
+            grid = pca_grid(cur.model, proj, size, y_m)
+        elif cur.entry.is_variational or data is None:
+            grid = manifold_grid(cur.model, size, dims, scale=span, y=y_m)
+        else:  # a plain AE: centre on its codes and scale by their spread
+            codes = ui.codes_of(cur.entry, cur.model, data).codes
+            mean = codes.mu.mean(0)
+            grid = manifold_grid(cur.model, size, dims, base=mean, center=mean, scale=codes.spread * span, y=y_m)
+        ui.grid_image(
+            image_grid(grid.images),
+            f"{grid.axes[0]} left → right from {grid.cols[0]:.2f} to {grid.cols[-1]:.2f}; "
+            f"{grid.axes[1]} bottom → top from {grid.rows[-1]:.2f} to {grid.rows[0]:.2f}"
+            + ("" if z_dim == 2 or axes == "pca" else "; the other dimensions held at the prior mean"),
+            file_name=f"{name}-manifold-{size}x{size}.png",
+            key="mf_png",
+            target=600,
+        )
+
+ui.set_link(t=f"{temperature:g}", n=n, seed=seed, grid=size, span=f"{span:g}")

@@ -1,0 +1,116 @@
+"""Support for the app's tests: tiny models trained once per test session, and small images.
+
+The app reads its checkpoints from ``LATENTLAB_CHECKPOINTS``; the tests point it at a temporary
+folder of models trained here in a few seconds (embedded data, MLPs, one epoch), so they never
+depend on the shipped checkpoints or on the network.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import io
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from tests.conftest import ROOT
+
+# name -> (data set, kind, latent size)
+MODELS = {
+    "mnist-vae-mlp-z2": ("mnist-5k", "vae", 2),
+    "mnist-vae-mlp-z12": ("mnist-5k", "vae", 12),
+    "mnist-ae-mlp-z12": ("mnist-5k", "ae", 12),
+    "mnist-cvae-mlp-z4": ("mnist-5k", "cvae", 4),
+    "faces-vae-mlp-z3": ("lfw-faces", "vae", 3),
+}
+BROKEN = "broken-model"  # a JSON that is not a checkpoint: the sidebar lists it as unusable
+
+
+@functools.cache
+def model_folder() -> Path:
+    """Train the test models once per process into a temporary folder (about 5 s in all)."""
+    import torch
+
+    from core.checkpoints import save_checkpoint
+    from core.cli import dataset_info
+    from core.config import ModelConfig
+    from core.data import load_dataset
+    from core.evaluate import model_card
+    from core.train import TrainConfig, train_model
+
+    torch.set_num_threads(1)
+    root = Path(tempfile.mkdtemp(prefix="latentlab-app-models-"))
+    atexit.register(shutil.rmtree, root, True)
+    data = {}
+    for name, (dataset, kind, latent) in MODELS.items():
+        ds = data.setdefault(dataset, load_dataset(dataset))
+        mcfg = ModelConfig(
+            kind=kind,
+            arch="mlp",
+            image_shape=ds.image_shape,
+            latent_dim=latent,
+            hidden=(64,),
+            num_classes=ds.num_classes if kind == "cvae" else 0,
+        )
+        tcfg = TrainConfig(epochs=1 if dataset == "mnist-5k" else 3, batch_size=128, lr=3e-3, seed=0, device="cpu")
+        model, history = train_model(mcfg, ds, tcfg)
+        card = model_card(model, ds.test_x, ds.test_y)
+        card.update(epochs=history.last.epoch, data_source=ds.source_note)
+        save_checkpoint(model, root / name, dataset=dataset_info(ds), train=tcfg.to_dict(), card=card)
+    (root / f"{BROKEN}.json").write_text("{not json", encoding="utf-8")
+    return root
+
+
+def app_env(monkeypatch, folder: Path | None = None, user: Path | None = None) -> None:
+    """Point the app at the test models (and an empty user folder); forget the cached listing."""
+    from pages import _ui
+
+    monkeypatch.setenv("LATENTLAB_CHECKPOINTS", str(folder or model_folder()))
+    monkeypatch.setenv("LATENTLAB_USER_CHECKPOINTS", str(user or Path(tempfile.gettempdir()) / "latentlab-no-user"))
+    monkeypatch.delenv("LATENTLAB_DOWNLOAD", raising=False)
+    _ui.models.clear()
+
+
+def app_test(page: str | None = None, query: dict | None = None, timeout: float = 90):
+    """An AppTest of app.py opened with the link ``query``, on ``pages/<page>.py`` (else home)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
+    if query:
+        at.query_params.update(query)
+    at.run()
+    if page:
+        # The first run (on the home page) drops other pages' settings from the URL, as a browser
+        # opening the home page would; put them back as if the link had named the page.
+        at.query_params.update({k: v for k, v in (query or {}).items() if k not in ("page", "model")})
+        at.switch_page(f"pages/{page}.py").run()
+    return at
+
+
+def digit_png(digit: str = "7", size: int = 120, dark_on_light: bool = True) -> bytes:
+    """A hand-drawn-looking digit as PNG bytes (thick strokes on paper)."""
+    img = Image.new("L", (size, size), 255 if dark_on_light else 0)
+    draw = ImageDraw.Draw(img)
+    ink = 0 if dark_on_light else 255
+    w = size // 10
+    if digit == "7":
+        draw.line([(size * 0.25, size * 0.2), (size * 0.75, size * 0.2), (size * 0.4, size * 0.85)], fill=ink, width=w)
+    else:  # a "0"
+        draw.ellipse([size * 0.3, size * 0.15, size * 0.7, size * 0.85], outline=ink, width=w)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def blank_png(size: int = 40) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.full((size, size), 255, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def image_urls(at) -> list[str]:
+    return [url for img in at.image for url in img.value]

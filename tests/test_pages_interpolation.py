@@ -1,0 +1,76 @@
+"""The interpolation page through AppTest."""
+
+import pytest
+
+from tests.app_support import app_env, app_test, digit_png, image_urls
+
+
+@pytest.fixture(autouse=True)
+def _models(monkeypatch):
+    app_env(monkeypatch)
+
+
+def page(model: str | None = None, **query):
+    if model:
+        query["model"] = model
+    at = app_test("interpolate", query=query)
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_linear_path_between_two_test_images_with_png_and_gif():
+    at = page()
+    assert next(m.value for m in at.markdown if m.value.startswith("**")).startswith("**Linear**")
+    labels = [b.label for b in at.download_button]
+    assert any("GIF" in label for label in labels) and any("PNG" in label for label in labels)
+    assert at.query_params["method"] == "linear" and at.query_params["steps"] == "10"
+
+
+def test_method_steps_and_all_three_paths():
+    at = page()
+    urls = image_urls(at)
+    at.segmented_control(key="ip_method").set_value("slerp").run()
+    assert image_urls(at)[-1] != urls[-1] and at.query_params["method"] == "slerp"
+    at.segmented_control(key="ip_method").set_value("pixel").run()
+    assert at.query_params["method"] == "pixel"
+    at.slider(key="ip_steps").set_value(5).run()
+    assert at.query_params["steps"] == "5"
+    at.toggle(key="ip_compare").set_value(True).run()
+    assert not at.exception
+    assert len([b for b in at.download_button if "GIF" in b.label]) == 3
+
+
+def test_ends_from_class_and_index_random_and_upload():
+    at = page()
+    at.selectbox(key="ip_b_class").select(9).run()
+    at.number_input(key="ip_b_index").set_value(2).run()
+    b = at.query_params["b"]
+    at.segmented_control(key="ip_a_src").set_value("random").run()
+    a = at.query_params["a"]
+    at.button(key="ip_a_shuffle").click().run()
+    assert at.query_params["a"] != a and at.query_params["b"] == b
+    at.segmented_control(key="ip_b_src").set_value("upload").run()
+    assert any("Upload an image" in i.value for i in at.info)
+    at.file_uploader(key="ip_b_upload").upload("zero.png", digit_png("0"), "image/png").run()
+    assert not at.exception
+    assert "b" not in at.query_params
+    assert any("your image" in c for img in at.image for c in img.captions)
+
+
+def test_a_conditional_vae_needs_the_class_of_an_upload():
+    at = page("mnist-cvae-mlp-z4")
+    at.segmented_control(key="ip_a_src").set_value("upload").run()
+    at.file_uploader(key="ip_a_upload").upload("seven.png", digit_png("7"), "image/png").run()
+    at.selectbox(key="ip_a_y").select(7).run()
+    assert not at.exception
+    assert any("switches the class" in c.value for c in at.caption)
+
+
+def test_a_link_restores_the_pair_and_bad_values_get_a_note():
+    at = page(a="10", b="500", method="slerp", steps="6")
+    assert at.query_params["a"] == "10" and at.query_params["b"] == "500"
+    assert at.segmented_control(key="ip_method").value == "slerp" and at.slider(key="ip_steps").value == 6
+    at = page(method="teleport", steps="2", a="-1")
+    assert at.segmented_control(key="ip_method").value == "linear"
+    note = " ".join(i.value for i in at.info)
+    assert "unknown interpolation" in note and "number of steps 2" in note and "test image A" in note
