@@ -25,7 +25,14 @@ PAGES = {
         st.Page("pages/ae_vs_vae.py", title="AE vs VAE", icon=":material/compare:", url_path="ae-vs-vae"),
         st.Page("pages/your_image.py", title="Your own image", icon=":material/image:", url_path="your-image"),
     ],
-    # "Experiments" (β sweep, denoising, anomalies) and "Train" come as their pages are written.
+    "Experiments": [
+        st.Page("pages/beta_sweep.py", title="β sweep", icon=":material/stacked_line_chart:", url_path="beta-sweep"),
+        st.Page("pages/denoising.py", title="Denoising", icon=":material/blur_off:", url_path="denoising"),
+        st.Page("pages/anomalies.py", title="Anomaly detection", icon=":material/report:", url_path="anomalies"),
+    ],
+    "Train": [
+        st.Page("pages/train.py", title="Train a model", icon=":material/model_training:", url_path="train"),
+    ],
 }
 BY_PATH = {p.url_path: p for section in PAGES.values() for p in section}
 

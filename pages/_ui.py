@@ -35,6 +35,10 @@ LINK_PARAMS = {
     "interpolation": ("a", "b", "method", "steps"),
     "ae-vs-vae": ("pair", "a", "b"),
     "your-image": (),
+    "beta-sweep": (),
+    "denoising": (),
+    "anomalies": (),
+    "train": (),
 }
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 MAP_POINTS = (500, 1000, 2000, 5000, 10000)

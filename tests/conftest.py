@@ -10,6 +10,9 @@ import pytest
 
 from core.data import Dataset
 
+# The browser fixtures (server, browser, page, shots) for every test module.
+pytest_plugins = ["tests.browser_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

@@ -1,0 +1,5 @@
+"""Placeholder until its page is written."""
+
+import streamlit as st
+
+st.title("denoising")

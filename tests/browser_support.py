@@ -1,0 +1,133 @@
+"""Fixtures and helpers for the browser tests: the app served on the test models, headless
+Chromium (Debian's) through Playwright, and waits that know when a Streamlit script is idle.
+
+conftest.py registers the fixtures (server, browser, page, shots) for every test module.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.app_support import model_folder
+from tests.conftest import ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(browser, tmp_path_factory):
+    """Start `streamlit run app.py` on a free loopback port with the test models; stop it afterwards."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "LATENTLAB_CHECKPOINTS": str(model_folder()),
+        "LATENTLAB_USER_CHECKPOINTS": str(tmp_path_factory.mktemp("user")),
+        "LATENTLAB_CACHE": str(tmp_path_factory.mktemp("cache")),
+        "OMP_NUM_THREADS": "1",
+    }
+    env.pop("LATENTLAB_DATA", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail("the Streamlit server did not start within 90 s:\n" + proc.stdout.read().decode(errors="replace"))
+    # Open the home page once: a fresh server routes its very first run through Streamlit's
+    # pages/-folder (v1) router, which would greet a deep link with a "Page not found" box.
+    ctx = browser.new_context()
+    warm = ctx.new_page()
+    warm.goto(url)
+    warm.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=90_000)
+    ctx.close()
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = ctx.new_page()
+    yield pg
+    ctx.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("screenshots")
+    print(f"\nscreenshots in {folder}")
+    return folder
+
+
+def settle(page, timeout_s: float = 90) -> None:
+    """Until the script has finished (no running indicator) for half a second."""
+    deadline, quiet = time.time() + timeout_s, None
+    while time.time() < deadline:
+        if page.get_by_test_id("stStatusWidget").count():
+            quiet = None
+        elif quiet is None:
+            quiet = time.time()
+        elif time.time() - quiet > 0.5:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the page kept running")
+
+
+def open_page(page, server: str, path: str) -> None:
+    page.goto(f"{server}/{path}")
+    page.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=90_000)
+    page.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=90_000)
+    settle(page)
+
+
+def image_src(page, caption: str) -> str:
+    img = page.get_by_test_id("stImage").filter(has_text=caption).locator("img").first
+    img.wait_for(timeout=60_000)
+    return img.get_attribute("src")
