@@ -209,6 +209,46 @@ def partners(entries: list[ModelEntry], entry: ModelEntry) -> list[ModelEntry]:
     )
 
 
+DENOISER_ROLES = ("dae", "vae", "ae")  # denoising AE, VAE, plain AE: the denoising page's columns
+
+
+def denoiser_role(entry: ModelEntry) -> str | None:
+    """The model's column on the denoising page: "dae" (an AE trained on corrupted inputs), "vae"
+    (unconditional), "ae" (plain), else None."""
+    if entry.kind == "ae":
+        return "dae" if entry.noise else "ae"
+    return "vae" if entry.kind == "vae" else None
+
+
+def denoiser_candidates(entries: list[ModelEntry], entry: ModelEntry) -> dict[str, list[ModelEntry]]:
+    """Models for the denoising page's columns, per role of :data:`DENOISER_ROLES`: usable
+    models of ``entry``'s data set and image shape, best first: ``entry`` itself when it has
+    the role, then the same architecture and latent size, β = 1, shipped. A role with no
+    model has an empty list."""
+    found: dict[str, list[ModelEntry]] = {role: [] for role in DENOISER_ROLES}
+    for e in entries:
+        role = denoiser_role(e)
+        if e.ok and role and e.dataset == entry.dataset and e.image_shape == entry.image_shape:
+            found[role].append(e)
+    for models in found.values():
+        models.sort(
+            key=lambda e: (
+                e.key != entry.key,
+                e.model.get("arch") != entry.model.get("arch"),
+                e.latent_dim != entry.latent_dim,
+                e.beta not in (None, 1.0),
+                e.source != "shipped",
+                e.key,
+            )
+        )
+    return found
+
+
+# The data set whose images are the anomalies for a model of the key's data set (same image
+# size, a different kind of picture).
+CROSS_DATASET = {"mnist": "fashion-mnist", "mnist-5k": "fashion-mnist", "fashion-mnist": "mnist"}
+
+
 def ae_vae_pairs(entries: list[ModelEntry]) -> list[tuple[ModelEntry, ModelEntry]]:
     """Every (AE, VAE) pair that can be compared, best pairs first."""
     pairs = []
@@ -225,6 +265,24 @@ def ae_vae_pairs(entries: list[ModelEntry]) -> list[tuple[ModelEntry, ModelEntry
             p[0].source != "shipped" or p[1].source != "shipped",
         ),
     )
+
+
+def beta_families(entries: list[ModelEntry]) -> list[list[ModelEntry]]:
+    """Groups of usable (unconditional) VAEs that differ only in β: same data set, model config and loss form,
+    at least two different β values (one model per β, the shipped one first). Each group is
+    sorted by β; groups of shipped models come first, then larger groups."""
+    groups: dict[tuple, dict[float, ModelEntry]] = {}
+    for e in entries:
+        if not (e.ok and e.kind == "vae"):
+            continue
+        form = e.meta.get("train", {}).get("loss_form", "standard")
+        key = (e.dataset, form, tuple(sorted((k, str(v)) for k, v in e.model.items())))
+        beta = e.beta if e.beta is not None else 1.0
+        group = groups.setdefault(key, {})
+        if beta not in group or (group[beta].source != "shipped" and e.source == "shipped"):
+            group[beta] = e
+    families = [sorted(g.values(), key=lambda e: e.beta or 1.0) for g in groups.values() if len(g) >= 2]
+    return sorted(families, key=lambda f: (not all(e.source == "shipped" for e in f), -len(f), f[0].key))
 
 
 # ---------------------------------------------------------------- data for the pages

@@ -293,17 +293,19 @@ def _check_header(weights: Path) -> None:
     """Reject anything that is not safetensors by its first bytes, before any parser runs.
 
     safetensors starts with an 8-byte little-endian header length, then a JSON object
-    (``{``). A pickle starts with 0x80 (protocol 2+); a torch zip archive with ``PK``.
+    (``{``). A pickle starts with 0x80 (protocol 2+); a torch zip archive with ``PK``. The
+    safetensors test comes first: a header length such as 0x0580 also starts with 0x80.
     """
     with open(weights, "rb") as f:
         head = f.read(9)
     if len(head) < 9:
         raise CheckpointError(f"{weights}: truncated ({len(head)} bytes)")
+    header_len = int.from_bytes(head[:8], "little")
+    if head[8:9] == b"{" and 2 <= header_len <= weights.stat().st_size - 8:
+        return
     if head[:1] == b"\x80" or head[:2] == b"PK":
         raise CheckpointError(f"{weights}: is a pickle / torch.save file, not safetensors; refusing to load it")
-    header_len = int.from_bytes(head[:8], "little")
-    if head[8:9] != b"{" or header_len > weights.stat().st_size - 8:
-        raise CheckpointError(f"{weights}: not a safetensors file (bad header)")
+    raise CheckpointError(f"{weights}: not a safetensors file (bad header)")
 
 
 def list_checkpoints(folder: str | os.PathLike) -> list[CheckpointInfo]:

@@ -372,3 +372,139 @@ def format_table(result: DenoiseResult) -> str:
         params = ", ".join(f"{k}={v}" for k, v in r.params.items())
         lines.append(f"{r.method:<16} {r.family:<10} {r.psnr:>8.2f} {r.ssim:>6.3f} {r.seconds:>7.2f}  {params}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the denoising page's comparison
+
+
+def best_classical(
+    val_clean: Array, val_noisy: Array, names: Sequence[str] | None = None
+) -> tuple[Method, dict[str, float]]:
+    """Tune every classical method (:func:`tune`) on a validation pair and keep the best.
+
+    val_clean, val_noisy: (N, C, H, W) in [0, 1], images that are not scored afterwards.
+    names: the methods to try (default :func:`available_classical`). Returns the winner,
+    renamed "best classical" with ``params["method"]`` naming it, and the validation PSNR in
+    dB of every method tried, {name: dB}.
+    """
+    names = tuple(names) if names is not None else available_classical()
+    if not names:
+        raise ValueError("best_classical needs at least one classical method")
+    tuned = {name: tune(name, val_noisy, val_clean) for name in names}
+    scores = {name: psnr_db for name, (_, psnr_db) in tuned.items()}
+    winner = max(scores, key=scores.get)
+    method = tuned[winner][0]
+    return (
+        Method(name="best classical", family="classical", fn=method.fn, params={"method": winner, **method.params}),
+        scores,
+    )
+
+
+@dataclass
+class Denoisers:
+    """What the page compares, built once per set of models and data set.
+
+    models: {column name: method} for the autoencoders, in column order.
+    pca: fitted PCA denoisers, one per candidate number of components (chosen per noise
+        setting on the validation batch, like the classical filters' parameters).
+    classical: the classical methods to tune.
+    """
+
+    models: dict[str, Method]
+    pca: list[Method]
+    classical: tuple[str, ...]
+
+
+def build_denoisers(
+    models: dict[str, AutoEncoder],
+    train_x: Array | None,
+    pca_components: Sequence[int] = (8, 16, 32, 64),
+    classical_names: Sequence[str] | None = None,
+    seed: int = 0,
+) -> Denoisers:
+    """Model methods for ``models`` ({column name: unconditional autoencoder}) and PCAs fitted
+    on clean training images train_x (N, C, H, W) (no PCA when train_x is None)."""
+    for name, model in models.items():
+        if model.config.conditional:
+            raise ValueError(f"{name}: a conditional VAE needs labels; the comparison takes unconditional models")
+    pca = [] if train_x is None else [pca_method(train_x, n, seed=seed) for n in pca_components]
+    return Denoisers(
+        models={name: model_method(model, name) for name, model in models.items()},
+        pca=pca,
+        classical=tuple(classical_names) if classical_names is not None else available_classical(),
+    )
+
+
+def _best_pca(pcas: Sequence[Method], val_clean: Array, val_noisy: Array) -> Method | None:
+    if not pcas:
+        return None
+    scored = [(float(np.mean(psnr(val_clean, m(val_noisy)))), i) for i, m in enumerate(pcas)]
+    best = pcas[max(scored)[1]]
+    return Method(name="PCA", family="pca", fn=best.fn, params=dict(best.params))
+
+
+def compare(
+    clean: Array,
+    kind: str,
+    level: float,
+    denoisers: Denoisers,
+    val_clean: Array,
+    seed: int = 0,
+) -> DenoiseResult:
+    """Corrupt ``clean`` (N, C, H, W) with ``kind`` at ``level`` (seeded) and run every denoiser:
+    the models, the best classical filter and the best PCA, both tuned on ``val_clean``
+    (M, C, H, W), other clean images corrupted the same way (with another seed).
+
+    Returns :func:`run_methods`' result: "noisy" first, then the model columns, "best
+    classical" and "PCA" (when there is one). PSNR in dB, SSIM in [-1, 1].
+    """
+    noisy = corrupt_images(clean, kind, level, seed)
+    val_noisy = corrupt_images(val_clean, kind, level, seed + 1)
+    methods = list(denoisers.models.values())
+    if denoisers.classical:
+        methods.append(best_classical(val_clean, val_noisy, denoisers.classical)[0])
+    pca = _best_pca(denoisers.pca, val_clean, val_noisy)
+    if pca is not None:
+        methods.append(pca)
+    return run_methods(clean, noisy, methods)
+
+
+@dataclass
+class LevelCurve:
+    """Mean PSNR (dB) and SSIM of each method (including "noisy") at each corruption level.
+
+    levels: (L,); psnr, ssim: {method: (L,)}; params: {method: [params at each level]}.
+    """
+
+    kind: str
+    levels: np.ndarray
+    psnr: dict[str, np.ndarray]
+    ssim: dict[str, np.ndarray]
+    params: dict[str, list[dict]]
+
+
+def level_curve(
+    clean: Array,
+    kind: str,
+    levels: Sequence[float],
+    denoisers: Denoisers,
+    val_clean: Array,
+    seed: int = 0,
+) -> LevelCurve:
+    """:func:`compare` at every level in ``levels`` (the tuned methods re-tuned at each)."""
+    psnr_: dict[str, list[float]] = {}
+    ssim_: dict[str, list[float]] = {}
+    params: dict[str, list[dict]] = {}
+    for level in levels:
+        result = compare(clean, kind, level, denoisers, val_clean, seed)
+        for row in result.rows:
+            psnr_.setdefault(row.method, []).append(row.psnr)
+            ssim_.setdefault(row.method, []).append(row.ssim)
+            params.setdefault(row.method, []).append(row.params)
+    return LevelCurve(
+        kind=kind,
+        levels=np.asarray(levels, np.float64),
+        psnr={k: np.asarray(v) for k, v in psnr_.items()},
+        ssim={k: np.asarray(v) for k, v in ssim_.items()},
+        params=params,
+    )

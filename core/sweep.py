@@ -438,3 +438,57 @@ def run_sweep(
     out.rows.sort(key=lambda row: row.beta)
     out.seconds = time.perf_counter() - t0
     return out
+
+
+# ---------------------------------------------------------------- for the app's sweep page
+
+MAX_SWEEP_MODELS = 12
+
+
+def parse_betas(text: str, max_count: int = MAX_SWEEP_MODELS) -> list[float]:
+    """``"0.1, 0.5 1; 2"`` -> [0.1, 0.5, 1.0, 2.0], sorted; ConfigError says what is wrong
+    (not a number, negative, repeated, none, or more than ``max_count`` models)."""
+    tokens = [t for t in str(text).replace(";", " ").replace(",", " ").split() if t]
+    if not tokens:
+        raise ConfigError("give at least one β value, e.g. 0.1, 1, 4")
+    betas = []
+    for t in tokens:
+        try:
+            b = float(t)
+        except ValueError:
+            raise ConfigError(f"β value {t!r} is not a number") from None
+        if not np.isfinite(b) or b < 0:
+            raise ConfigError(f"β must be a finite number ≥ 0, got {t}")
+        betas.append(b)
+    if len(set(betas)) != len(betas):
+        raise ConfigError(f"each β once, please: {', '.join(tokens)} repeats a value")
+    if len(betas) > max_count:
+        raise ConfigError(f"at most {max_count} β values per sweep (one model each), got {len(betas)}")
+    return sorted(betas)
+
+
+@dataclass
+class BetaImages:
+    """What one β's model draws and reconstructs.
+
+    samples: (n, C, H, W) in [0, 1], decoded from the same prior codes z ~ N(0, I) for every β.
+    recons: (k, C, H, W) in [0, 1], reconstructions (through μ) of the images passed in.
+    """
+
+    beta: float
+    samples: np.ndarray
+    recons: np.ndarray
+
+
+def beta_images(
+    models: Mapping[float, AutoEncoder], x: np.ndarray, n_samples: int = 8, seed: int = 0
+) -> list[BetaImages]:
+    """Prior samples and reconstructions of x (k, C, H, W) for each β's VAE, sorted by β.
+    Models with the same latent size decode the very same codes, so the rows compare."""
+    from core.latent import sample_prior
+
+    out = []
+    for beta, model in sorted(models.items()):
+        _, samples = sample_prior(model, n_samples, seed=seed)
+        out.append(BetaImages(beta=float(beta), samples=samples, recons=reconstruct(model, x)))
+    return out

@@ -142,6 +142,13 @@ class Callback:
 
     def on_step_end(self, step: int, total_steps: int, loss: float) -> None: ...
 
+    def on_step_terms(self, step: int, recon: float, kl: float) -> None:
+        """The step's batch means of reconstruction and KL in nats per example (live loss curves).
+
+        Reading them costs a device sync per step, so ``fit`` calls this only on callbacks
+        that override it.
+        """
+
     def on_epoch_end(self, metrics: EpochMetrics, model: AutoEncoder) -> None: ...
 
     def should_stop(self) -> bool:
@@ -225,6 +232,7 @@ def fit(
     )
     for cb in callbacks:
         cb.on_train_begin(total_steps, config)
+    term_callbacks = [cb for cb in callbacks if type(cb).on_step_terms is not Callback.on_step_terms]
 
     good_state = _snapshot(model)
     t_start = time.perf_counter()
@@ -281,6 +289,10 @@ def fit(
             sums += torch.stack([loss_b.detach().sum(), out.recon.detach().sum(), out.kl.detach().sum()]).double()
             for cb in callbacks:
                 cb.on_step_end(step, total_steps, loss.item())
+            if term_callbacks:
+                recon_b, kl_b = torch.stack([out.recon.detach().mean(), out.kl.detach().mean()]).tolist()
+                for cb in term_callbacks:
+                    cb.on_step_terms(step, recon_b, kl_b)
             if any(cb.should_stop() for cb in callbacks):
                 history.cancelled = True
                 break

@@ -182,6 +182,12 @@ def data_for(entry: catalog.ModelEntry, *, quiet: bool = False) -> Dataset | Non
         return None
 
 
+def dataset(name: str, image_shape: tuple[int, ...]) -> Dataset:
+    """Any registered data set (offline-first, resized to ``image_shape``, cached per process);
+    raises DataError when it is not available here."""
+    return _load_data(name, tuple(image_shape))
+
+
 def codes_of(entry: catalog.ModelEntry, model, data: Dataset, n: int | None = 2000) -> Codes:
     """Codes of a fixed random subset of ``n`` pool images (all when None); cached per model,
     data set and n. ``Codes.rows[i]`` is the row in ``Codes.x`` of code ``i``."""
@@ -328,27 +334,37 @@ def pick_test_item(
     return row, caption
 
 
-def uploaded_input(cur: Current, key: str, label: str = "Upload an image") -> tuple[np.ndarray, np.ndarray] | None:
+def uploaded_input(
+    cur: Current,
+    key: str,
+    label: str = "Upload an image",
+    *,
+    shape: tuple[int, int, int] | None = None,
+    digit: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
     """An uploaded image -> (original as uint8 (H, W), model input (C, H, W)), or None.
 
-    Bad files get a message in the page (st.error), never a traceback.
+    shape, digit: the input's (C, H, W) and recipe when a page feeds another model than the
+    sidebar's (default: the sidebar model's). Bad files get a message in the page (st.error),
+    never a traceback.
     """
     file = st.file_uploader(label, type=IMAGE_TYPES, key=key, help="PNG, JPEG, GIF, BMP, WebP or TIFF, up to 10 MB.")
     if file is None:
         return None
-    digit = catalog.is_digits(cur.entry)
+    digit = catalog.is_digits(cur.entry) if digit is None else digit
     try:
         img = open_image(file.getvalue(), file.name)
-        x = to_model_input(img, tuple(cur.model.config.image_shape), digit=digit)
+        x = to_model_input(img, tuple(shape or cur.model.config.image_shape), digit=digit)
     except ImageError as exc:
         st.error(f"This file cannot be used: {exc}")
         return None
     return np.asarray(img), x[0]
 
 
-def can_draw(cur: Current) -> bool:
-    """A drawing pad needs streamlit-drawable-canvas (optional) and a digits model."""
-    if not catalog.is_digits(cur.entry):
+def can_draw(cur: Current, digits: bool | None = None) -> bool:
+    """A drawing pad needs streamlit-drawable-canvas (optional) and a digits model (``digits``
+    says so when a page feeds another model than the sidebar's)."""
+    if not (catalog.is_digits(cur.entry) if digits is None else digits):
         return False
     try:
         import streamlit_drawable_canvas  # noqa: F401
@@ -357,9 +373,12 @@ def can_draw(cur: Current) -> bool:
     return True
 
 
-def drawn_input(cur: Current, key: str) -> tuple[np.ndarray, np.ndarray] | None:
+def drawn_input(
+    cur: Current, key: str, *, shape: tuple[int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """A digit drawn with the mouse (white on black, like MNIST) -> (drawing as uint8 (H, W),
-    model input (C, H, W)), or None while the pad is empty. Needs ``can_draw``."""
+    model input (C, H, W)), or None while the pad is empty. Needs ``can_draw``. shape: the
+    input's (C, H, W) when a page feeds another model than the sidebar's."""
     from PIL import Image
     from streamlit_drawable_canvas import st_canvas
 
@@ -379,7 +398,7 @@ def drawn_input(cur: Current, key: str) -> tuple[np.ndarray, np.ndarray] | None:
     if gray.max() < 32:
         return None
     try:
-        x = to_model_input(Image.fromarray(gray, "L"), tuple(cur.model.config.image_shape), digit=True)
+        x = to_model_input(Image.fromarray(gray, "L"), tuple(shape or cur.model.config.image_shape), digit=True)
     except ImageError:
         return None
     return gray, x[0]

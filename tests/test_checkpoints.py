@@ -151,6 +151,21 @@ def test_pickle_renamed_safetensors_is_never_unpickled(saved, tmp_path):
     assert not marker.exists()
 
 
+def test_a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    # The shipped mnist-ae-conv-z16 has a 0x...80-byte header: its first byte is a pickle's.
+    from safetensors.torch import save_file
+
+    from core.checkpoints import _check_header
+
+    path = tmp_path / "w.safetensors"
+    for pad in range(300):
+        save_file({"w": torch.zeros(2)}, str(path), metadata={"pad": "x" * pad})
+        if path.read_bytes()[:1] == b"\x80":
+            break
+    assert path.read_bytes()[:1] == b"\x80"
+    _check_header(path)  # no error
+
+
 def test_not_a_checkpoint_json(saved):
     _, path = saved
     path.with_suffix(".json").write_text(json.dumps({"hello": "world"}))
