@@ -124,7 +124,11 @@ def split_path(path: str | os.PathLike) -> tuple[Path, str]:
     return p.parent, name
 
 
-def _atomic_write(path: Path, write) -> None:
+def _stage(path: Path, write) -> str:
+    """Write a hidden temporary file beside ``path`` (0644, fsynced) and return its name.
+
+    Listings skip hidden files, so a staged file is never taken for a checkpoint.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -132,11 +136,22 @@ def _atomic_write(path: Path, write) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
+    return tmp
+
+
+def _commit(tmp: str, path: Path, overwrite: bool) -> None:
+    """Move a staged file into place: a rename, or with ``overwrite=False`` a hard link that
+    fails if ``path`` exists, so two savers of one name never both win."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
 
 
 def _sha256(path: Path) -> str:
@@ -174,15 +189,26 @@ def save_checkpoint(
     if not os.access(folder, os.W_OK):
         raise CheckpointError(f"checkpoint folder {folder} is read-only; choose another folder")
     weights, meta_path = folder / f"{name}.safetensors", folder / f"{name}.json"
+    if not overwrite and weights.exists() and not meta_path.exists():
+        raise CheckpointError(
+            f"a checkpoint named {name!r} is being saved, or an interrupted save left {weights} without "
+            "its JSON: choose another name (or delete that file)"
+        )
+    taken = f"a checkpoint named {name!r} already exists in {folder}; choose another name"
     if not overwrite and (weights.exists() or meta_path.exists()):
-        raise CheckpointError(f"a checkpoint named {name!r} already exists in {folder}")
+        raise CheckpointError(taken)
 
     tensors = {
         k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in model.state_dict().items()
     }
+    staged: list[str] = []
     try:
-        _atomic_write(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT}))
+        # Both files are staged in full first, then committed back to back: weights, then the
+        # JSON, which is what makes a checkpoint exist (listings go by the JSON). A process
+        # killed before the JSON's commit leaves at most a weights file without a JSON, which
+        # is not listed; the other checkpoints in the folder are never touched.
+        staged.append(_stage(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT})))
         meta = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -193,19 +219,29 @@ def save_checkpoint(
             "history": history or {},
             "card": card or {},
             "storage_dtype": str(dtype).removeprefix("torch."),
-            "weights_sha256": _sha256(weights),
+            "weights_sha256": _sha256(Path(staged[0])),
             "versions": library_versions(),
             "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             **(extra or {}),
         }
         text = json.dumps(meta, indent=2, allow_nan=False)
-
-        def write_json(tmp: str) -> None:
-            Path(tmp).write_text(text, encoding="utf-8")
-
-        _atomic_write(meta_path, write_json)
+        staged.append(_stage(meta_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
+        try:
+            _commit(staged.pop(0), weights, overwrite)
+        except FileExistsError as exc:
+            raise CheckpointError(taken) from exc
+        try:
+            _commit(staged.pop(0), meta_path, overwrite)
+        except FileExistsError as exc:
+            # A JSON without weights holds the name (our weights link found no weights file):
+            # withdraw our weights rather than pair them with a stranger's JSON.
+            weights.unlink(missing_ok=True)
+            raise CheckpointError(taken) from exc
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {name!r} in {folder}: {exc.strerror or exc}") from exc
+    finally:
+        for tmp in staged:
+            Path(tmp).unlink(missing_ok=True)
     return weights
 
 
@@ -314,9 +350,9 @@ def list_checkpoints(folder: str | os.PathLike) -> list[CheckpointInfo]:
     if not folder.is_dir():
         return []
     infos = []
-    stems = {p.name[: -len(".json")] for p in folder.glob("*.json")} | {
-        p.name[: -len(".safetensors")] for p in folder.glob("*.safetensors")
-    }
+    # A checkpoint exists once its JSON does (save_checkpoint commits the JSON last), so a
+    # weights file alone, such as one left by a save that was killed, is not listed.
+    stems = {p.name[: -len(".json")] for p in folder.glob("*.json")}
     for name in sorted(stems):
         if name.startswith(".") or name == "manifest":
             continue

@@ -127,15 +127,27 @@ def _nl_means(noisy: Array, h: float, patch_size: int = 3, patch_distance: int =
 
 
 def _wavelet(noisy: Array, method: str = "BayesShrink", mode: str = "soft", wavelet: str = "db1") -> Array:
-    """Wavelet shrinkage with the noise σ estimated per image (needs PyWavelets)."""
+    """Wavelet shrinkage with the noise σ estimated per image (needs PyWavelets).
+
+    An image without any detail coefficient (a flat one, such as a digit wholly covered by an
+    occlusion) has no noise to estimate: scikit-image returns NaN for it, and it is kept as it is.
+    """
     from skimage.restoration import denoise_wavelet
 
-    return _per_image(
-        noisy,
-        lambda im: denoise_wavelet(
-            im, method=method, mode=mode, wavelet=wavelet, rescale_sigma=True, channel_axis=-1 if im.ndim == 3 else None
-        ),
-    )
+    def one(im: Array) -> Array:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the empty median of a flat image
+            out = denoise_wavelet(
+                im,
+                method=method,
+                mode=mode,
+                wavelet=wavelet,
+                rescale_sigma=True,
+                channel_axis=-1 if im.ndim == 3 else None,
+            )
+        return out if np.isfinite(out).all() else im
+
+    return _per_image(noisy, one)
 
 
 def _median(noisy: Array, size: int) -> Array:
@@ -471,7 +483,8 @@ def compare(
 
 @dataclass
 class LevelCurve:
-    """Mean PSNR (dB) and SSIM of each method (including "noisy") at each corruption level.
+    """Mean PSNR (dB, over the finite values: :func:`mean_psnr`) and SSIM of each method
+    (including "noisy") at each corruption level.
 
     levels: (L,); psnr, ssim: {method: (L,)}; params: {method: [params at each level]}.
     """
@@ -481,6 +494,14 @@ class LevelCurve:
     psnr: dict[str, np.ndarray]
     ssim: dict[str, np.ndarray]
     params: dict[str, list[dict]]
+
+
+def mean_psnr(values: Array) -> tuple[float, int]:
+    """The mean of per-image PSNRs (N,) in dB over the finite ones, and how many were infinite
+    (exact copies: an occlusion that fell on the background leaves an image unchanged)."""
+    values = np.asarray(values, np.float64)
+    finite = values[np.isfinite(values)]
+    return (float(finite.mean()) if len(finite) else float("inf")), int(len(values) - len(finite))
 
 
 def level_curve(
@@ -498,7 +519,7 @@ def level_curve(
     for level in levels:
         result = compare(clean, kind, level, denoisers, val_clean, seed)
         for row in result.rows:
-            psnr_.setdefault(row.method, []).append(row.psnr)
+            psnr_.setdefault(row.method, []).append(mean_psnr(result.per_image[row.method]["psnr"])[0])
             ssim_.setdefault(row.method, []).append(row.ssim)
             params.setdefault(row.method, []).append(row.params)
     return LevelCurve(

@@ -188,6 +188,19 @@ def dataset(name: str, image_shape: tuple[int, ...]) -> Dataset:
     return _load_data(name, tuple(image_shape))
 
 
+def dataset_named(name: str) -> Dataset | None:
+    """Registered data set ``name`` at its own size (offline-first, cached), or None with an
+    error in the page. For the pages that train models (β sweep, Train)."""
+    try:
+        return _load_data(name, None)
+    except DataError as exc:
+        st.error(
+            f"The {catalog.dataset_title(name)} images are not available here ({exc}). Point "
+            "`LATENTLAB_DATA` at a data folder, or pick an offline set (MNIST 5,000 digits, LFW faces)."
+        )
+        return None
+
+
 def codes_of(entry: catalog.ModelEntry, model, data: Dataset, n: int | None = 2000) -> Codes:
     """Codes of a fixed random subset of ``n`` pool images (all when None); cached per model,
     data set and n. ``Codes.rows[i]`` is the row in ``Codes.x`` of code ``i``."""

@@ -1,5 +1,367 @@
-"""Placeholder until its page is written."""
+"""The β sweep: one VAE per β, tabulated and plotted; the shipped β family, or a sweep run here."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
 import streamlit as st
 
-st.title("beta_sweep")
+from core import catalog
+from core.config import ConfigError, ModelConfig
+from core.data import REGISTRY, Dataset
+from core.images import to_png
+from core.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, start_sweep
+from core.latent import image_grid
+from core.sweep import BetaImages, SweepResult, SweepRow, beta_images, parse_betas, rows_from_models
+from core.train import TrainConfig
+from pages import _ui as ui
+
+PAGE = "beta-sweep"
+N_IMAGES = 8  # samples and reconstructions per β
+DEFAULT_BETAS = "0.1, 0.5, 1, 2, 4, 8"
+HIDDEN = (256,)  # the sweep's MLP, as the shipped β family: 784-256-z
+POLL_S = 0.5
+
+ui.intro(
+    "β sweep",
+    """
+Each row is one VAE trained with a different β, the weight of the KL term in its loss
+(reconstruction + β·KL). β balances reconstruction against KL: a small β buys sharp
+reconstructions with codes far from the prior, a large β pulls every posterior towards
+N(0, I), so the KL falls, the posterior variance goes to 1 and the images blur. Pushed harder,
+that pressure leaves fewer dimensions in use, each for one independent factor of the images:
+the disentangling of the β-VAE (Higgins et al. 2017), paid for in detail.
+""",
+)
+state = st.session_state
+
+
+@dataclass
+class Series:
+    """One set of rows the page shows: an installed β family or a sweep run in this session.
+    originals: the test images (k, C, H, W) that ``images`` reconstruct."""
+
+    label: str
+    rows: list[SweepRow]
+    images: list[BetaImages]
+    originals: np.ndarray
+    note: str
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring the β family on the test images…")
+def family_figures(
+    keys: tuple[str, ...], mtimes: tuple[float, ...], dataset: str, _models: dict, _data: Dataset
+) -> tuple[list[SweepRow], list[BetaImages]]:
+    """The table rows and images of a family of checkpoints, cached per keys, mtimes and data."""
+    rows = rows_from_models(_models, _data.test_x, _data.test_y)
+    return rows, beta_images(_models, _data.test_x[:N_IMAGES], N_IMAGES)
+
+
+def beta_of(entry: catalog.ModelEntry) -> float:
+    return entry.beta if entry.beta is not None else 1.0
+
+
+def describe_family(family: list[catalog.ModelEntry]) -> str:
+    where = "shipped" if all(e.source == "shipped" for e in family) else "installed"
+    betas = ", ".join(f"{beta_of(e):g}" for e in family)
+    return f"{where}: {family[0].title} on {catalog.dataset_title(family[0].dataset)}, β = {betas}"
+
+
+# ---------------------------------------------------------------- the sets of rows
+
+series: list[Series] = []
+families = catalog.beta_families(ui.models())
+if families:
+    default = next((i for i, f in enumerate(families) if f[0].dataset == state.get("dataset")), 0)
+    pick = 0
+    if len(families) > 1:
+        pick = st.selectbox(
+            "β family",
+            range(len(families)),
+            index=default,
+            format_func=lambda i: describe_family(families[i]),
+            key="bs_family",
+        )
+    family = families[pick]
+    data = ui.data_for(family[0])
+    if data is not None:
+        models = {beta_of(e): ui.load_model(e).model for e in family}
+        rows, images = family_figures(
+            tuple(e.key for e in family), tuple(e.mtime for e in family), data.name, models, data
+        )
+        meta = family[0].meta
+        trained = meta.get("card", {}).get("data_source") or family[0].dataset
+        note = (
+            f"{describe_family(family)}; {meta.get('train', {}).get('epochs', '?')} epochs each on {trained}; "
+            f"measured on {len(data.test_x):,} test images ({data.source_note})."
+        )
+        label = "shipped" if family[0].source == "shipped" else "installed"
+        series.append(Series(label, rows, images, data.test_x[:N_IMAGES], note))
+else:
+    st.info("No β family (VAEs that differ only in β) is installed here: run a sweep below to make one.")
+series.extend(state.get("bs_runs", []))
+
+
+# ---------------------------------------------------------------- the table and the plots
+
+
+def table(all_series: list[Series]):
+    """β | mean posterior variance | mean |μ| | KL | active units | reconstruction | test loss."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(
+        [
+            {
+                "set": s.label,
+                "β": r.beta,
+                "mean posterior variance": r.mean_variance,
+                "mean |μ|": r.mean_abs_mu,
+                "KL": r.kl_total,
+                "active units": f"{r.active_units} / {r.latent_dim}",
+                "reconstruction": r.recon,
+                "test loss": r.test_loss,
+            }
+            for s in all_series
+            for r in s.rows
+        ]
+    )
+
+
+COLUMNS = {
+    "β": st.column_config.NumberColumn(format="%g"),
+    "mean posterior variance": st.column_config.NumberColumn(
+        format="%.3f", help="σ² averaged over images and dimensions; the prior's is 1"
+    ),
+    "mean |μ|": st.column_config.NumberColumn(format="%.3f", help="|μ| averaged over images and dimensions"),
+    "KL": st.column_config.NumberColumn(format="%.2f", help="KL(q(z|x) ‖ N(0, I)) in nats per image"),
+    "active units": st.column_config.TextColumn(help="dimensions whose μ varies over the images (variance > 0.01)"),
+    "reconstruction": st.column_config.NumberColumn(format="%.2f", help="nats per image: lower is sharper"),
+    "test loss": st.column_config.NumberColumn(
+        format="%.2f", help="the negative ELBO (reconstruction + KL, i.e. β = 1), comparable across β"
+    ),
+}
+
+
+def kl_figure(s: Series):
+    """KL per dimension, largest first, one line per β."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, r in enumerate(s.rows):
+        kl = np.sort(np.asarray(r.kl_per_dim))[::-1]
+        fig.add_trace(
+            go.Scatter(
+                x=np.arange(1, len(kl) + 1),
+                y=kl,
+                mode="lines+markers",
+                name=f"β = {r.beta:g}",
+                line={"color": ui.PALETTE[i % len(ui.PALETTE)]},
+                hovertemplate=f"β = {r.beta:g}<br>rank %{{x}}: %{{y:.2f}} nats<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=380,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title=f"KL per latent dimension ({s.label})",
+        xaxis_title="latent dimension, sorted by its KL",
+        yaxis_title="KL (nats per image)",
+        xaxis={"dtick": 1},
+    )
+    return fig
+
+
+def tradeoff_figure(all_series: list[Series]):
+    """Reconstruction against KL, one curve per set, points labelled by β."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for i, s in enumerate(all_series):
+        rows = sorted(s.rows, key=lambda r: r.beta)
+        fig.add_trace(
+            go.Scatter(
+                x=[r.kl_total for r in rows],
+                y=[r.recon for r in rows],
+                mode="lines+markers+text",
+                text=[f"β={r.beta:g}" for r in rows],
+                textposition="top right",
+                name=s.label,
+                marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
+                line={"color": ui.PALETTE[i % len(ui.PALETTE)]},
+                hovertemplate="KL %{x:.2f} nats, reconstruction %{y:.2f} nats<br>%{text}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        height=380,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title="The trade-off: reconstruction against KL",
+        xaxis_title="KL (nats per image): what the code tells about the image",
+        yaxis_title="reconstruction (nats per image)",
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def strip(images: np.ndarray) -> bytes:
+    return to_png(image_grid(images, nrow=len(images)), 2)
+
+
+def show_images(s: Series) -> None:
+    """Per β, side by side: prior samples and reconstructions of the same test images."""
+    widths = [0.8, 4, 4]
+    head = st.columns(widths)
+    head[1].markdown("**Samples from the prior**, the same codes for every β")
+    head[2].markdown("**Reconstructions** of the test images in the top row")
+    row = st.columns(widths, vertical_alignment="center")
+    row[0].markdown("test images")
+    row[2].image(strip(s.originals), output_format="PNG")
+    for im in s.images:
+        row = st.columns(widths, vertical_alignment="center")
+        row[0].markdown(f"β = {im.beta:g}")
+        row[1].image(strip(im.samples), output_format="PNG")
+        row[2].image(strip(im.recons), output_format="PNG")
+    samples = image_grid(np.stack([im.samples for im in s.images]))
+    recons = image_grid(np.stack([s.originals, *[im.recons for im in s.images]]))
+    dl = st.columns(2)
+    for col, grid, what in ((dl[0], samples, "samples"), (dl[1], recons, "reconstructions")):
+        col.download_button(
+            f":material/download: {what}, one row per β (PNG)",
+            to_png(grid, 3),
+            file_name=f"beta-sweep-{what}.png",
+            mime="image/png",
+            key=f"bs_png_{what}",
+            on_click="ignore",
+            type="tertiary",
+        )
+
+
+if series:
+    st.subheader("The table")
+    st.dataframe(table(series), hide_index=True, column_config=COLUMNS, key="bs_table")
+    for s in series:
+        st.caption(f"**{s.label}**: {s.note}")
+    labels = [s.label for s in series]
+    if state.get("bs_show") not in labels:
+        state["bs_show"] = labels[0]
+    left, right = st.columns(2, gap="large")
+    with left:
+        if len(series) > 1:
+            st.segmented_control("Set to plot", labels, key="bs_show", help="For the KL plot and the images below")
+        shown = next((s for s in series if s.label == state.get("bs_show")), series[0])
+        st.plotly_chart(kl_figure(shown), config=ui.plotly_config("beta-sweep-kl"), key="bs_kl")
+    with right:
+        st.plotly_chart(tradeoff_figure(series), config=ui.plotly_config("beta-sweep-tradeoff"), key="bs_tradeoff")
+    st.caption(
+        "Left: a dimension with KL near 0 carries nothing about the image (its posterior is the prior). "
+        "Right: each step up in β gives up reconstruction to save KL. Camera icon: save a plot as PNG."
+    )
+    st.subheader(f"What each β draws and reconstructs ({shown.label})")
+    show_images(shown)
+
+
+# ---------------------------------------------------------------- a sweep, run here
+
+
+def add_run(result: SweepResult, data: Dataset, settings: dict) -> None:
+    """Turn a finished (or cancelled) sweep into a Series in the session."""
+    runs = state.setdefault("bs_runs", [])
+    label = f"your sweep {len(runs) + 1}"
+    x = data.test_x[:N_IMAGES]
+    images = beta_images(result.models, x, N_IMAGES) if result.models else []
+    done = f"{len(result.rows)} of {settings['n']} models" if result.cancelled else f"{len(result.rows)} models"
+    note = (
+        f"{done} ({'cancelled' if result.cancelled else 'finished'}), {settings['form']} loss, latent "
+        f"{settings['latent']}, {settings['epochs']} epoch(s) each on {data.describe()}; "
+        f"{result.seconds:.1f} s in all."
+    )
+    if result.failures:
+        note += " Diverged: " + "; ".join(f"β={b:g}: {msg}" for b, msg in result.failures.items())
+    if result.rows:
+        runs.append(Series(label, result.rows, images, x, note))
+        state["bs_show"] = label
+    state["bs_last"] = note
+
+
+st.subheader("Run a sweep now")
+with st.form("bs_form"):
+    cols = st.columns([1.3, 1.6, 0.7, 0.7, 1.2])
+    names = list(REGISTRY)
+    dataset_name = cols[0].selectbox(
+        "Data set",
+        names,
+        index=names.index("mnist-5k"),
+        format_func=catalog.dataset_title,
+        key="bs_dataset",
+        help="MNIST 5,000 digits and LFW faces are always here; the others need a data folder.",
+    )
+    betas_text = cols[1].text_input("β values", DEFAULT_BETAS, key="bs_betas", help="One model per value")
+    epochs = cols[2].number_input("Epochs", value=3, step=1, key="bs_epochs")
+    latent = cols[3].number_input("Latent size", value=10, step=1, key="bs_latent")
+    form = cols[4].radio(
+        "Loss",
+        ["standard", "convex"],
+        format_func=lambda f: "recon + β·KL" if f == "standard" else "(1−β)·recon + β·KL",
+        key="bs_form_kind",
+        help="The convex form keeps the loss's scale and needs 0 ≤ β ≤ 1.",
+    )
+    job: Job[SweepProgress, SweepResult] | None = state.get("bs_job")
+    busy = job is not None and not job.done
+    submitted = st.form_submit_button("Run the sweep", type="primary", disabled=busy)
+st.caption(
+    f"Each model is an MLP VAE (784–{HIDDEN[0]}–z), Adam at 10⁻³, batches of 128, trained one after "
+    "another on this machine: six models of 3 epochs on the 5,000 digits take about ten seconds."
+)
+
+if submitted and not busy:
+    try:
+        betas = parse_betas(betas_text)
+        data = ui.dataset_named(dataset_name)
+        if data is not None:
+            mcfg = ModelConfig(
+                kind="vae", arch="mlp", image_shape=data.image_shape, latent_dim=int(latent), hidden=HIDDEN
+            )
+            tcfg = TrainConfig(epochs=int(epochs), batch_size=128, lr=1e-3, loss_form=form, seed=0)
+            state["bs_job"] = start_sweep(betas, mcfg, data, tcfg)
+            state["bs_settings"] = {"n": len(betas), "form": form, "latent": int(latent), "epochs": int(epochs)}
+            state["bs_data"] = data
+            state.pop("bs_last", None)
+            st.rerun()
+    except ConfigError as exc:
+        st.error(f"This sweep cannot run: {exc}.")
+
+job = state.get("bs_job")
+if job is not None and not job.done:
+
+    @st.fragment(run_every=POLL_S)
+    def sweep_progress() -> None:
+        if job.done:
+            st.rerun()  # the whole page: the new rows join the table
+        p = job.snapshot()
+        text = (
+            f"Waiting for a free core (another run is training)… {job.status}"
+            if job.status == "queued"
+            else f"Training model {p.current} of {p.total} (β = {p.beta:g}) · {job.elapsed:.0f} s"
+            if p.beta is not None
+            else "Starting…"
+        )
+        st.progress(min(1.0, p.fraction), text=text)
+        if st.button("Cancel", key="bs_cancel", icon=":material/stop:"):
+            job.cancel()
+            st.toast("Cancelling: the model in training stops after its current step.")
+
+    sweep_progress()
+elif job is not None:
+    # The sweep ended: its rows join the table once, then the job is forgotten.
+    settings, data = state.pop("bs_settings"), state.pop("bs_data")
+    state.pop("bs_job")
+    if job.status == FAILED:
+        state["bs_last"] = f"The sweep failed: {describe_error(job.error)}"
+        state["bs_last_kind"] = "error"
+    else:
+        add_run(job.result, data, settings)
+        bad = job.status == CANCELLED or job.result.failures
+        state["bs_last_kind"] = "warning" if bad else "success"
+    st.rerun()
+
+if state.get("bs_last"):
+    {"error": st.error, "warning": st.warning}.get(state.get("bs_last_kind"), st.success)(state["bs_last"])

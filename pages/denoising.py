@@ -1,5 +1,288 @@
-"""Placeholder until its page is written."""
+"""Denoising: corrupt test images (or your own), clean them with three autoencoders, the best
+classical filter and PCA, and score every result with PSNR and SSIM."""
 
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("denoising")
+from core import catalog
+from core.denoise import (
+    CORRUPTIONS,
+    DenoiseResult,
+    Denoisers,
+    LevelCurve,
+    build_denoisers,
+    compare,
+    level_curve,
+    mean_psnr,
+)
+from pages import _ui as ui
+
+PAGE = "denoising"
+BATCH = 64  # test images scored per setting (the means are over these)
+VALIDATION = 32  # other test images the filters' parameters and PCA's size are tuned on
+KINDS = {"gaussian": "Gaussian noise", "salt-pepper": "Salt and pepper", "masking": "Masking", "occlusion": "Occlusion"}
+# kind -> (lowest, highest, step, default, the chart's levels, what the level means)
+LEVELS = {
+    "gaussian": (0.05, 1.0, 0.05, 0.5, (0.1, 0.25, 0.5, 0.75, 1.0), "σ of the added noise, pixels in [0, 1]"),
+    "salt-pepper": (0.05, 0.6, 0.05, 0.2, (0.05, 0.1, 0.2, 0.35, 0.5), "fraction of pixels set to black or white"),
+    "masking": (0.05, 0.9, 0.05, 0.5, (0.1, 0.3, 0.5, 0.7, 0.9), "fraction of pixels set to black"),
+    "occlusion": (0.05, 0.5, 0.05, 0.25, (0.05, 0.15, 0.25, 0.35, 0.5), "area of a black square, as a fraction"),
+}
+ROLE_TITLES = {"dae": "Denoising AE", "vae": "VAE", "ae": "Plain AE"}
+COLOURS = {
+    "noisy": "#7f7f7f",
+    "Denoising AE": "#d62728",
+    "VAE": "#1f77b4",
+    "Plain AE": "#2ca02c",
+    "best classical": "#ff7f0e",
+    "PCA": "#9467bd",
+}
+
+ui.intro(
+    "Denoising",
+    """
+Test digits are corrupted (noise, missing pixels or a black square) and cleaned by three
+autoencoders, the best of five classical filters and PCA; each result shows its PSNR (dB, higher is
+better) and SSIM (1 = identical to the clean image). The idea: a model that has learned what the
+data look like can put back what the corruption took away, and an autoencoder trained to do exactly
+that (the denoising AE) does it best, while filters that know nothing of digits can only smooth.
+""",
+)
+
+cur = ui.current()
+state = st.session_state
+if ui.first_visit(PAGE):
+    asked = ui.link_value("noise", catalog.parse_choice, CORRUPTIONS, "corruption")
+    if asked is not None:
+        state["dn_kind"] = asked
+    kind_for_level = state.get("dn_kind", "gaussian")
+    lo, hi = LEVELS[kind_for_level][:2]
+    level_link = ui.link_value("level", catalog.parse_float, lo, hi, f"{KINDS[kind_for_level].lower()} level")
+    if level_link is not None:
+        state[f"dn_level_{kind_for_level}"] = round(round(level_link / 0.05) * 0.05, 2)
+ui.show_link_notes()
+
+data = ui.data_for(cur.entry)
+if data is None:
+    st.info("The comparison needs the data set's images: PCA is fitted on them and the filters are tuned on them.")
+    st.stop()
+
+# ---------------------------------------------------------------- the models in the columns
+candidates = catalog.denoiser_candidates(ui.models(), cur.entry)
+if state.get("_dn_for") != cur.key:  # a new sidebar model: pick its partners afresh
+    state["_dn_for"] = cur.key
+    for role in catalog.DENOISER_ROLES:
+        state.pop(f"dn_{role}", None)
+by_key = {e.key: e for models in candidates.values() for e in models}
+chosen: dict[str, catalog.ModelEntry] = {}
+missing = []
+pick_cols = st.columns(3)
+for col, role in zip(pick_cols, catalog.DENOISER_ROLES, strict=True):
+    keys = [e.key for e in candidates[role]]
+    if not keys:
+        missing.append(ROLE_TITLES[role])
+        col.caption(f"**{ROLE_TITLES[role]}**: none installed for {catalog.dataset_title(cur.entry.dataset)}.")
+        continue
+    if state.get(f"dn_{role}") not in keys:
+        state[f"dn_{role}"] = keys[0]
+    key = col.selectbox(ROLE_TITLES[role], keys, format_func=lambda k: by_key[k].label, key=f"dn_{role}")
+    chosen[ROLE_TITLES[role]] = by_key[key]
+if missing:
+    st.info(
+        f"No {' and no '.join(m.lower() for m in missing)} is installed for "
+        f"{catalog.dataset_title(cur.entry.dataset)} at {'×'.join(map(str, cur.entry.image_shape[1:]))}, so "
+        f"{'its column is' if len(missing) == 1 else 'their columns are'} left out. Train one on the "
+        "*Train a model* page (a denoising AE is a plain AE trained on corrupted inputs)."
+    )
+
+# ---------------------------------------------------------------- the corruption and the input
+c = st.columns([1.4, 1.2, 1.1, 0.8], gap="medium")
+with c[0]:
+    state.setdefault("dn_kind", "gaussian")
+    kind = st.segmented_control(
+        "Corruption", list(CORRUPTIONS), format_func=KINDS.get, required=True, key="dn_kind", width="stretch"
+    )
+lo, hi, step, default, chart_levels, meaning = LEVELS[kind]
+with c[1]:
+    state.setdefault(f"dn_level_{kind}", default)
+    level = st.slider("Level", lo, hi, step=step, key=f"dn_level_{kind}", help=meaning.capitalize() + ".")
+with c[2]:
+    sources = {"test": "Test images", "upload": "Upload"}
+    if ui.can_draw(cur):
+        sources["draw"] = "Draw"
+    if state.get("dn_source") not in sources:
+        state["dn_source"] = "test"
+    source = st.segmented_control("Input", list(sources), format_func=sources.get, required=True, key="dn_source")
+with c[3]:
+    if source == "test":
+        state.setdefault("dn_rows", 4)
+        shown = st.slider("Rows shown", 1, 8, key="dn_rows")
+        st.button(
+            ":material/casino: Other images",
+            key="dn_shuffle",
+            on_click=lambda: state.update(dn_seed=state.get("dn_seed", 0) + 1),
+            help=f"Another {BATCH} test images and another draw of the corruption.",
+        )
+seed = int(state.get("dn_seed", 0))
+rows = np.random.default_rng(seed).permutation(len(data.test_x))[: BATCH + VALIDATION]
+batch_rows, val_rows = np.sort(rows[:BATCH]), np.sort(rows[BATCH:])
+val_clean = data.test_x[val_rows]
+
+if source == "test":
+    clean, captions = data.test_x[batch_rows], [f"test #{r}" for r in batch_rows]
+else:
+    st.caption(
+        "Your image is the clean reference: it is corrupted here, then each method tries to get it back. "
+        + ("Digits are made MNIST-style (white ink, centred in 20×20)." if catalog.is_digits(cur.entry) else "")
+    )
+    up = (
+        ui.drawn_input(cur, "dn_canvas")
+        if source == "draw"
+        else ui.uploaded_input(cur, "dn_upload", "Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)")
+    )
+    if up is None:
+        st.info("No drawing yet: draw a digit above." if source == "draw" else "No image yet: upload one above.")
+        st.stop()
+    clean, captions, shown = up[1][None], ["your image"], 1
+
+
+# ---------------------------------------------------------------- the work (cached)
+def signature() -> tuple:
+    """What the results depend on: the models (key and file time) and the data set."""
+    return (data.name, data.source_note, *((t, e.key, e.mtime) for t, e in chosen.items()))
+
+
+@st.cache_resource(max_entries=4, show_spinner="Fitting PCA to the training images…")
+def _denoisers(sig: tuple, _models: dict, _train_x: np.ndarray) -> Denoisers:
+    return build_denoisers(_models, _train_x)
+
+
+@st.cache_data(max_entries=48, show_spinner="Denoising…")
+def _compare(
+    sig: tuple, kind: str, level: float, seed: int, clean: np.ndarray, val_clean: np.ndarray, _den: Denoisers
+) -> DenoiseResult:
+    return compare(clean, kind, level, _den, val_clean, seed=seed)
+
+
+@st.cache_data(max_entries=16, show_spinner="PSNR at each level…")
+def _curve(
+    sig: tuple, kind: str, levels: tuple, seed: int, clean: np.ndarray, val_clean: np.ndarray, _den: Denoisers
+) -> LevelCurve:
+    return level_curve(clean, kind, levels, _den, val_clean, seed=seed)
+
+
+sig = signature()
+den = _denoisers(sig, {t: ui.load_model(e).model for t, e in chosen.items()}, data.train_x)
+result = _compare(sig, kind, float(level), seed, clean, val_clean, den)
+
+
+def db(value: float) -> str:
+    return "∞ dB" if not np.isfinite(value) else f"{value:.1f} dB"
+
+
+def settings(method: str) -> str:
+    """What a column ran: the checkpoint, the chosen filter or the PCA size."""
+    row = result.row(method)
+    if method in chosen:
+        entry = chosen[method]
+        train = entry.meta.get("train", {})
+        trained = f", trained on {entry.noise} noise {train.get('noise_level', '?')}" if entry.noise else ""
+        return f"{entry.label}{trained}"
+    if method == "best classical":
+        params = {k: v for k, v in row.params.items() if k != "method"}
+        return f"{row.params['method']} ({', '.join(f'{k} {v}' for k, v in params.items())})"
+    if method == "PCA":
+        return f"{row.params['n_components']} components"
+    return f"{KINDS[kind].lower()}, level {level:g}"
+
+
+# ---------------------------------------------------------------- the columns
+n = len(clean)
+st.subheader(f"{KINDS[kind]} at level {level:g}" + (f" · means over {n} test images" if n > 1 else ""))
+methods = [r.method for r in result.rows]
+cols = st.columns(1 + len(methods))
+target = 84 if len(cols) > 5 else 112
+with cols[0]:
+    st.markdown("**Clean**")
+    st.caption("the reference")
+    for i in range(min(shown, n)):
+        ui.image(clean[i], captions[i], file_name=f"clean-{i}.png", key=f"dn_clean_{i}", target=target, download=False)
+mean_db = {m: mean_psnr(result.per_image[m]["psnr"]) for m in methods}  # {method: (dB, images left out)}
+for col, method in zip(cols[1:], methods, strict=True):
+    row = result.row(method)
+    with col:
+        st.markdown(f"**{'Noisy' if method == 'noisy' else method}**  \n{db(mean_db[method][0])} · SSIM {row.ssim:.2f}")
+        st.caption(settings(method))
+        p, s = result.per_image[method]["psnr"], result.per_image[method]["ssim"]
+        for i in range(min(shown, n)):
+            ui.image(
+                result.images[method][i],
+                f"{db(p[i])} · {s[i]:.2f}",
+                file_name=f"{method}-{i}.png",
+                key=f"dn_{method}_{i}",
+                target=target,
+                download=False,
+            )
+best = max((r for r in result.rows if r.method != "noisy"), key=lambda r: mean_db[r.method][0])
+untouched = mean_db["noisy"][1]
+st.caption(
+    (
+        f"{untouched} of the {n} images came through the corruption unchanged (infinite PSNR); the means "
+        "leave them out. "
+        if untouched
+        else ""
+    )
+    + f"Highest mean PSNR here: **{best.method}** ({db(mean_db[best.method][0])}, SSIM {best.ssim:.2f}). "
+    "PSNR = 10·log10(1 / MSE), "
+    "pixels in [0, 1]: +3 dB halves the squared error. SSIM compares local means, contrasts and structure in "
+    "7×7 windows (scikit-image). Filters and PCA are tuned per setting on "
+    f"{VALIDATION} other test images."
+)
+
+# ---------------------------------------------------------------- PSNR against the level
+st.subheader("PSNR against the corruption level")
+if source != "test":
+    st.caption(f"Over {BATCH} test images (not your image): how each method holds up as the corruption grows.")
+test_clean = data.test_x[batch_rows]
+curve = _curve(sig, kind, chart_levels, seed, test_clean, val_clean, den)
+fig = go.Figure()
+for method, values in curve.psnr.items():
+    fig.add_trace(
+        go.Scatter(
+            x=curve.levels,
+            y=values,
+            name="noisy input" if method == "noisy" else method,
+            mode="lines+markers",
+            line={"color": COLOURS.get(method), "dash": "dot" if method == "noisy" else "solid"},
+            hovertemplate=f"{method}<br>level %{{x:g}}: %{{y:.2f}} dB<extra></extra>",
+        )
+    )
+fig.add_vline(x=level, line={"color": "#444", "width": 1, "dash": "dash"}, annotation_text="now")
+fig.update_layout(
+    height=380,
+    margin={"l": 10, "r": 10, "t": 30, "b": 10},
+    xaxis_title=f"{KINDS[kind]} level ({meaning})",
+    yaxis_title=f"mean PSNR over {BATCH} images (dB)",
+    legend={"orientation": "h", "y": -0.25},
+)
+st.plotly_chart(fig, key="dn_curve", config=ui.plotly_config(f"psnr-{kind}"))
+
+with st.expander("The numbers"):
+    st.dataframe(
+        [
+            {
+                "method": "noisy input" if r.method == "noisy" else r.method,
+                "PSNR (dB)": round(mean_db[r.method][0], 2),
+                "SSIM": round(r.ssim, 3),
+                "time (ms)": round(1000 * r.seconds, 1),
+                "settings": settings(r.method),
+            }
+            for r in result.rows
+        ],
+        hide_index=True,
+    )
+
+ui.set_link(noise=kind, level=f"{level:g}")

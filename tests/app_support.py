@@ -19,11 +19,12 @@ from PIL import Image, ImageDraw
 
 from tests.conftest import ROOT
 
-# name -> (data set, kind, latent size)
+# name -> (data set, kind, latent size); kind "dae" is an AE trained on noisy inputs
 MODELS = {
     "mnist-vae-mlp-z2": ("mnist-5k", "vae", 2),
     "mnist-vae-mlp-z12": ("mnist-5k", "vae", 12),
     "mnist-ae-mlp-z12": ("mnist-5k", "ae", 12),
+    "mnist-dae-mlp-z12": ("mnist-5k", "dae", 12),  # an AE trained on Gaussian noise σ = 0.5
     "mnist-cvae-mlp-z4": ("mnist-5k", "cvae", 4),
     "faces-vae-mlp-z3": ("lfw-faces", "vae", 3),
 }
@@ -48,6 +49,8 @@ def model_folder() -> Path:
     data = {}
     for name, (dataset, kind, latent) in MODELS.items():
         ds = data.setdefault(dataset, load_dataset(dataset))
+        noise = {"noise": "gaussian", "noise_level": 0.5} if kind == "dae" else {}
+        kind = "ae" if kind == "dae" else kind
         mcfg = ModelConfig(
             kind=kind,
             arch="mlp",
@@ -56,7 +59,9 @@ def model_folder() -> Path:
             hidden=(64,),
             num_classes=ds.num_classes if kind == "cvae" else 0,
         )
-        tcfg = TrainConfig(epochs=1 if dataset == "mnist-5k" else 3, batch_size=128, lr=3e-3, seed=0, device="cpu")
+        tcfg = TrainConfig(
+            epochs=1 if dataset == "mnist-5k" else 3, batch_size=128, lr=3e-3, seed=0, device="cpu", **noise
+        )
         model, history = train_model(mcfg, ds, tcfg)
         card = model_card(model, ds.test_x, ds.test_y)
         card.update(epochs=history.last.epoch, data_source=ds.source_note)
