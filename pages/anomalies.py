@@ -1,5 +1,447 @@
-"""Placeholder until its page is written."""
+"""Anomaly detection: an autoencoder's reconstruction error (or −ELBO) as an anomaly score,
+in two setups, with a threshold, the ROC curve, a PCA baseline and the top outliers."""
 
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("anomalies")
+from core import catalog
+from core.anomaly import (
+    HELD_OUT_MODEL,
+    HELD_OUT_TRAIN,
+    SCORE_TITLES,
+    AnomalySplit,
+    DetectionReport,
+    anomaly_scores,
+    cross_dataset_split,
+    detect,
+    held_out_split,
+    most_anomalous,
+    threshold_stats,
+    train_on_split,
+)
+from core.data import DataError
+from core.latent import image_grid, reconstruct
+from core.train import Callback
+from pages import _ui as ui
+
+PAGE = "anomalies"
+SETUPS = {"cross": "Another data set", "held-out": "A digit held out"}
+SCORES = {"recon-mse": "Reconstruction error", "elbo": "−ELBO"}
+PER_SIDE = 1000  # test images from each data set in the cross-data-set setup
+HELD_OUT_DATA = "mnist-5k"  # the offline subset: the held-out models train on it in seconds
+DIGIT_SHAPE = (1, 28, 28)
+GALLERY = 12
+PCA_COMPONENTS = 32
+COLOURS = {"normal": "#1f77b4", "anomalous": "#d62728", "pca": "#7f7f7f", "you": "#2ca02c"}
+
+ui.intro(
+    "Anomaly detection",
+    """
+An autoencoder learns to rebuild the kind of images it was trained on; show it something else and
+the rebuild fails. The histograms show that failure as a score (the reconstruction error or the
+−ELBO) for normal and for anomalous test images, the slider sets where "anomalous" begins, and the
+ROC curve sums up every threshold at once. The idea: the reconstruction error is an anomaly
+detector for free, but it only flags what the model rebuilds badly, and a linear PCA baseline is
+the bar it has to clear.
+""",
+)
+
+
+@dataclass
+class Setup:
+    """What the rest of the page shows: a model, the split it is scored on, the scores."""
+
+    model: object  # core.models.AutoEncoder
+    split: AnomalySplit
+    report: DetectionReport
+    names: tuple[str, str]  # what a normal / an anomalous image is, for captions
+    about: str  # what was trained on what, in words
+    label_names: tuple[str, ...] | None  # the test images' class names (captions), or None
+    digit_input: bool  # uploads are made MNIST-style
+    shape: tuple[int, int, int]
+
+
+cur = ui.current()
+state = st.session_state
+if ui.first_visit(PAGE):
+    for param, key, options, what in (
+        ("setup", "an_setup", list(SETUPS), "setup"),
+        ("score", "an_score", list(SCORES), "score"),
+    ):
+        value = ui.link_value(param, catalog.parse_choice, options, what)
+        if value is not None:
+            state[key] = value
+    digit = ui.link_value("digit", catalog.parse_int, 0, 9, "held-out digit")
+    if digit is not None:
+        state["an_digit"] = digit
+ui.show_link_notes()
+
+# ---------------------------------------------------------------- the cross-data-set setup
+partner = catalog.CROSS_DATASET.get(cur.entry.dataset)
+cross_ok = partner is not None and not cur.conditional
+cross_title = (
+    f"{catalog.dataset_title(cur.entry.dataset)} vs {catalog.dataset_title(partner)}"
+    if partner
+    else "MNIST vs Fashion-MNIST"
+)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Scoring the test images…")
+def _cross(key: str, mtime: float, normal: str, anomalous: str, _model, _normal, _anomalous) -> tuple:
+    split = cross_dataset_split(_normal, _anomalous, max_per_side=PER_SIDE)
+    return split, detect(_model, split, pca_components=PCA_COMPONENTS)
+
+
+def cross_setup() -> Setup:
+    """The sidebar's model, its own test images as normal, the partner data set's as anomalies."""
+    if not cross_ok:
+        why = (
+            "a conditional VAE needs each image's label, which an anomaly does not have"
+            if cur.conditional and partner
+            else f"the sidebar's model was trained on {catalog.dataset_title(cur.entry.dataset)}"
+        )
+        st.info(
+            "This setup needs a model trained on MNIST (Fashion-MNIST is then the anomaly) or on "
+            f"Fashion-MNIST (MNIST is then the anomaly); {why}. Pick one in the sidebar, such as "
+            "mnist-vae-conv-z16, or hold out a digit instead."
+        )
+        st.stop()
+    normal = ui.data_for(cur.entry)
+    if normal is None:
+        st.stop()
+    try:
+        anomalous = ui.dataset(partner, cur.entry.image_shape)
+    except DataError as exc:
+        st.warning(
+            f"**{catalog.dataset_title(partner)} is not available here**, so this setup cannot run. "
+            + (
+                "Fashion-MNIST is not embedded offline (only a 5,000-digit MNIST subset is). "
+                if partner == "fashion-mnist"
+                else ""
+            )
+            + f"Put its files in a data folder in torchvision's layout (`DIR/FashionMNIST/raw/*.gz`, "
+            "`DIR/MNIST/raw/*.gz`), start the app with `LATENTLAB_DATA=DIR` (or `LATENTLAB_DOWNLOAD=1` to "
+            f"download it) and reload. The *digit held out* setup works offline. ({exc})"
+        )
+        st.stop()
+    split, report = _cross(
+        cur.key, cur.entry.mtime, normal.source_note, anomalous.source_note, cur.model, normal, anomalous
+    )
+    n_norm, n_anom = int((~split.is_anomaly).sum()), int(split.is_anomaly.sum())
+    about = (
+        f"**Model**: the sidebar's {cur.entry.label} ({cur.entry.title}), trained on "
+        f"{catalog.dataset_title(cur.entry.dataset)} only. **Normal**: {n_norm:,} of its test images "
+        f"({normal.source_note}). **Anomalous**: {n_anom:,} {catalog.dataset_title(partner)} test images "
+        f"({anomalous.source_note}). PCA ({PCA_COMPONENTS} components) is fitted on the same normal "
+        "training images."
+    )
+    return Setup(
+        cur.model,
+        split,
+        report,
+        (catalog.dataset_title(cur.entry.dataset), catalog.dataset_title(partner)),
+        about,
+        None,
+        catalog.is_digits(cur.entry),
+        tuple(cur.entry.image_shape),
+    )
+
+
+# ---------------------------------------------------------------- the held-out-digit setup
+@st.cache_resource
+def _held_out_store() -> dict:
+    """Models trained here, per held-out digit, shared by every session of this process:
+    {digit: (model, split, report)}. Entries are added, never changed."""
+    return {}
+
+
+class _Progress(Callback):
+    """Moves a progress bar as training goes."""
+
+    def __init__(self, bar) -> None:
+        self.bar = bar
+
+    def on_step_end(self, step: int, total_steps: int, loss: float) -> None:
+        if step % 10 == 0 or step == total_steps:
+            self.bar.progress(step / total_steps, text=f"Training… step {step} of {total_steps}, loss {loss:.0f} nats")
+
+
+def held_out_setup(digit: int) -> Setup:
+    """A small VAE trained here on the offline digits without ``digit``; that digit is the anomaly."""
+    data = ui.dataset(HELD_OUT_DATA, DIGIT_SHAPE)
+    split = held_out_split(data, digit)
+    store = _held_out_store()
+    hidden, latent = HELD_OUT_MODEL["hidden"][0], HELD_OUT_MODEL["latent_dim"]
+    epochs = HELD_OUT_TRAIN["epochs"]
+    what = (
+        f"a VAE (MLP, {hidden} hidden units, latent {latent}) trained here for {epochs} epochs on the "
+        f"{len(split.train_x):,} training digits of the offline 5,000-digit MNIST subset that are not {digit}"
+    )
+    if digit not in store:
+        slot = st.empty()
+        with slot.container():
+            st.info(f"This setup needs {what}. It takes a few seconds on a CPU and is kept for later visits.")
+            train = st.button(f":material/model_training: Train without the {digit}s", key="an_train", type="primary")
+            if not train:
+                st.stop()
+            bar = st.progress(0.0, text="Training…")
+            model = train_on_split(split, "vae", [_Progress(bar)])
+            store[digit] = (model, detect(model, split, pca_components=PCA_COMPONENTS))
+        slot.empty()
+    model, report = store[digit]
+    n_anom = int(split.is_anomaly.sum())
+    about = (
+        f"**Model**: {what} (the sidebar's model saw every digit, so it cannot take part). "
+        f"**Normal**: the {len(split.is_anomaly) - n_anom:,} test digits other than {digit}. "
+        f"**Anomalous**: the {n_anom} test {digit}s. PCA ({PCA_COMPONENTS} components) is fitted on the "
+        "same training digits."
+    )
+    return Setup(model, split, report, ("other digits", f"{digit}s"), about, data.class_names, True, DIGIT_SHAPE)
+
+
+# ---------------------------------------------------------------- choose the setup
+if state.get("an_setup") not in SETUPS:
+    fashion_here = False
+    if cross_ok:
+        try:
+            ui.dataset(partner, cur.entry.image_shape)
+            fashion_here = True
+        except DataError:
+            pass
+    state["an_setup"] = "cross" if fashion_here else "held-out"
+state.setdefault("an_digit", 5)
+state.setdefault("an_score", "recon-mse")
+
+controls = st.columns([1.6, 1, 1.4], gap="medium")
+setup_id = controls[0].segmented_control(
+    "Setup",
+    list(SETUPS),
+    format_func=lambda s: cross_title if s == "cross" else SETUPS[s],
+    required=True,
+    key="an_setup",
+    help="Another data set: the sidebar's model, its own test images against another data set's. "
+    "A digit held out: a small VAE trained here without one digit, which is then the anomaly.",
+)
+if setup_id == "held-out":
+    digit = controls[1].selectbox("Held-out digit", list(range(10)), key="an_digit")
+    setup = held_out_setup(int(digit))
+else:
+    digit = None
+    setup = cross_setup()
+available = [k for k in SCORES if k in setup.report.scores]
+if state.get("an_score") not in available:
+    state["an_score"] = available[0]
+kind = controls[2].segmented_control(
+    "Score",
+    available,
+    format_func=SCORES.get,
+    required=True,
+    key="an_score",
+    help="Reconstruction error: mean squared error per pixel through the code mean. −ELBO: the VAE's "
+    "loss in nats, reconstruction plus KL of the code (a plain AE has none).",
+)
+st.markdown(setup.about)
+
+split, report = setup.split, setup.report
+scores, is_anomaly = report.scores[kind], split.is_anomaly
+cols = st.columns(3)
+for col, name in zip(cols, [*available, "pca"], strict=False):
+    title = "PCA baseline" if name == "pca" else SCORES[name]
+    col.metric(
+        f"AUROC · {title}",
+        f"{report.auroc[name]:.3f}",
+        help="The chance that a random anomaly scores higher than a random normal image: 0.5 is guessing, 1 is "
+        "perfect. " + ("PCA: the reconstruction error (MSE) of a linear projection." if name == "pca" else ""),
+    )
+if report.auroc[kind] < 0.5:
+    st.caption(
+        f"An AUROC below 0.5: the anomalies ({setup.names[1]}) are *easier* to rebuild than the normal images. "
+        "Simple shapes (a 1 is one stroke) reconstruct well even when never seen; the score measures how hard an "
+        "image is to rebuild, not how new it is."
+    )
+
+
+# ---------------------------------------------------------------- your image
+def your_image() -> tuple[np.ndarray, float] | None:
+    """Upload or draw -> (model input (C, H, W), its score), or None."""
+    sources = {"upload": "Upload a file"}
+    if ui.can_draw(cur, digits=setup.digit_input):
+        sources["draw"] = "Draw"
+    if state.get("an_source") not in sources:
+        state["an_source"] = "upload"
+    source = st.segmented_control("Your image", list(sources), format_func=sources.get, required=True, key="an_source")
+    if source == "draw":
+        up = ui.drawn_input(cur, "an_canvas", shape=setup.shape)
+    else:
+        up = ui.uploaded_input(
+            cur,
+            "an_upload",
+            "Upload an image to score (PNG, JPEG, GIF, BMP, WebP, TIFF)",
+            shape=setup.shape,
+            digit=setup.digit_input,
+        )
+    if up is None:
+        return None
+    x = up[1]
+    return x, float(anomaly_scores(setup.model, x[None], kind=kind)[0])
+
+
+# ---------------------------------------------------------------- threshold, histogram, ROC
+fmt = "%.4f" if kind == "recon-mse" else "%.1f"
+unit = "MSE per pixel" if kind == "recon-mse" else "nats"
+
+
+def number(v: float) -> str:
+    return fmt % v
+
+
+@st.fragment
+def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
+    """The threshold slider and everything it moves: a move reruns only this part of the page."""
+    lo, hi = float(scores.min()), float(scores.max())
+    hi = max(hi, lo + 1e-6)  # a slider needs a range
+    step = float(f"{(hi - lo) / 400:.2g}") or 1e-6
+    slider_key = f"an_thr_{setup_id}_{digit if digit is not None else cur.key}_{kind}"
+    if slider_key not in state:  # start where 5 % of the normal images are flagged
+        default = float(np.quantile(scores[~is_anomaly], 0.95))
+        state[slider_key] = min(hi, max(lo, lo + round((default - lo) / step) * step))
+    threshold = st.slider(
+        f"Threshold: a score above it is flagged as anomalous ({unit})",
+        lo,
+        hi,
+        step=step,
+        format=fmt,
+        key=slider_key,
+    )
+    stats = threshold_stats(scores, is_anomaly, threshold)
+    m = st.columns(5)
+    m[0].metric("Precision", f"{stats.precision:.1%}", help="Of the flagged images, the share that are anomalies.")
+    m[1].metric("Recall", f"{stats.recall:.1%}", help="Of the anomalies, the share that are flagged.")
+    m[2].metric("False alarms", f"{stats.fpr:.1%}", help="Of the normal images, the share that are flagged.")
+    m[3].metric("F1", f"{stats.f1:.3f}")
+    with m[4]:
+        st.markdown(
+            "| | flagged | passed |\n|---|---:|---:|\n"
+            f"| **anomalous** | {stats.tp:,} | {stats.fn:,} |\n| **normal** | {stats.fp:,} | {stats.tn:,} |"
+        )
+    hist_col, roc_col = st.columns([1.4, 1], gap="medium")
+    with hist_col:
+        fig = go.Figure()
+        bins = {"start": lo, "end": hi, "size": (hi - lo) / 60 or 1.0}
+        for name, mask in (("normal", ~is_anomaly), ("anomalous", is_anomaly)):
+            label = f"{name}: {setup.names[0 if name == 'normal' else 1]} ({int(mask.sum()):,})"
+            fig.add_trace(
+                go.Histogram(
+                    x=scores[mask],
+                    name=label,
+                    xbins=bins,
+                    histnorm="probability",
+                    marker_color=COLOURS[name],
+                    opacity=0.6,
+                )
+            )
+        fig.add_vline(x=threshold, line={"color": "black", "dash": "dash"}, annotation_text="threshold")
+        if user is not None:
+            fig.add_vline(x=user[1], line={"color": COLOURS["you"], "width": 3}, annotation_text="your image")
+        fig.update_layout(
+            barmode="overlay",
+            height=360,
+            margin={"l": 10, "r": 10, "t": 30, "b": 10},
+            xaxis_title=f"{SCORE_TITLES[kind]}",
+            yaxis_title="share of its group",
+            legend={"orientation": "h", "y": 1.12},
+        )
+        st.plotly_chart(fig, key="an_hist", config=ui.plotly_config(f"anomaly-scores-{kind}"))
+    with roc_col:
+        fig = go.Figure()
+        fig.add_trace(
+            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#bbb", "dash": "dot"})
+        )
+        for name in (kind, "pca"):
+            c = report.curves[name]
+            title = "PCA baseline" if name == "pca" else SCORES[name]
+            fig.add_trace(
+                go.Scatter(
+                    x=c.fpr,
+                    y=c.tpr,
+                    mode="lines",
+                    name=f"{title} (AUROC {c.auroc:.3f})",
+                    line={"color": COLOURS["pca"] if name == "pca" else COLOURS["anomalous"]},
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=[stats.fpr],
+                y=[stats.recall],
+                mode="markers",
+                name="the threshold",
+                marker={"size": 12, "color": "black", "symbol": "x"},
+            )
+        )
+        fig.update_layout(
+            height=360,
+            margin={"l": 10, "r": 10, "t": 30, "b": 10},
+            xaxis_title="false-alarm rate (normal images flagged)",
+            yaxis_title="recall (anomalies flagged)",
+            legend={"orientation": "h", "y": -0.25},
+            xaxis={"range": [0, 1]},
+            yaxis={"range": [0, 1.02], "scaleanchor": "x"},
+        )
+        st.plotly_chart(fig, key="an_roc", config=ui.plotly_config(f"anomaly-roc-{kind}"))
+    if user is not None:
+        share = float(np.mean(scores[~is_anomaly] < user[1]))
+        verdict = "**flagged as anomalous**" if user[1] > threshold else "passed as normal"
+        st.markdown(
+            f"**Your image** scores {number(user[1])} ({unit}): higher than {share:.0%} of the normal test "
+            f"images, so at this threshold it is {verdict}."
+        )
+    ui.set_link(setup=setup_id, digit=digit, score=kind)
+
+
+st.subheader("Scores, threshold and ROC curve")
+view = st.container()
+st.subheader("Score your own image")
+mine_col, mine_img = st.columns([2, 1])
+with mine_col:
+    user = your_image()
+if user is not None:
+    with mine_img:
+        recon = reconstruct(setup.model, user[0][None])[0]
+        ui.grid_image(
+            image_grid(np.stack([user[0], recon]), nrow=2),
+            f"your image and its reconstruction · score {number(user[1])}",
+            file_name="your-image-reconstruction.png",
+            key="an_mine_png",
+            target=240,
+        )
+else:
+    mine_img.caption("Upload or draw an image: its score is marked on the histogram above.")
+with view:
+    threshold_view(user)
+
+# ---------------------------------------------------------------- the top outliers
+st.subheader(f"The {GALLERY} highest scores")
+top = most_anomalous(scores, GALLERY)
+recons = reconstruct(setup.model, split.test_x[top])
+st.caption("Each pair: the test image (left) and the model's reconstruction (right), highest score first.")
+cols = st.columns(4)
+for rank, (i, recon) in enumerate(zip(top, recons, strict=True)):
+    if setup.label_names is not None and split.test_labels is not None:
+        label = setup.label_names[int(split.test_labels[i])]
+    else:
+        label = setup.names[int(is_anomaly[i])]
+    tag = "anomaly" if is_anomaly[i] else "normal"
+    with cols[rank % 4]:
+        ui.image(
+            image_grid(np.stack([split.test_x[i], recon]), nrow=2, pad_value=1.0),
+            f"{rank + 1}. {label} ({tag}) · {number(scores[i])}",
+            file_name=f"outlier-{rank + 1}.png",
+            key=f"an_top_{rank}",
+            target=160,
+            download=False,
+        )

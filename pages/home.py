@@ -75,6 +75,22 @@ with right:
         "pages/your_image.py", label="**Your own image**: encode a photo or a drawing", icon=":material/image:"
     )
     st.caption("Upload a digit or a face and see what the model makes of it.")
+    st.page_link(
+        "pages/beta_sweep.py",
+        label="**β sweep**: one VAE per β, side by side",
+        icon=":material/stacked_line_chart:",
+    )
+    st.caption("β trades reconstruction for KL: the code empties towards the prior; run a sweep yourself.")
+    st.page_link(
+        "pages/denoising.py", label="**Denoising**: a denoising AE against filters", icon=":material/blur_off:"
+    )
+    st.caption("Corrupt test images; compare autoencoders, PCA and scikit-image by PSNR and SSIM.")
+    st.page_link(
+        "pages/anomalies.py", label="**Anomaly detection**: reconstruction error as a score", icon=":material/report:"
+    )
+    st.caption("What a model never saw reconstructs badly: histograms, ROC and the top outliers.")
+    st.page_link("pages/train.py", label="**Train a model**: in the browser", icon=":material/model_training:")
+    st.caption("Any model of the family on any data set, with live loss curves; saved to your checkpoints.")
     st.info(
         "For a talk: every page keeps its settings in the address bar, so a bookmark brings the "
         "same view back; every image has a PNG download, and charts save from the camera icon.",
