@@ -124,11 +124,12 @@ with c[3]:
             ":material/casino: Other images",
             key="dn_shuffle",
             on_click=lambda: state.update(dn_seed=state.get("dn_seed", 0) + 1),
-            help=f"Another {BATCH} test images and another draw of the corruption.",
+            help="Other test images and another draw of the corruption.",
         )
 seed = int(state.get("dn_seed", 0))
-rows = np.random.default_rng(seed).permutation(len(data.test_x))[: BATCH + VALIDATION]
-batch_rows, val_rows = np.sort(rows[:BATCH]), np.sort(rows[BATCH:])
+rows = np.random.default_rng(seed).permutation(len(data.test_x))  # a small test split (faces) is shared out
+n_val = min(VALIDATION, len(rows) // 3)
+batch_rows, val_rows = np.sort(rows[n_val : n_val + BATCH]), np.sort(rows[:n_val])
 val_clean = data.test_x[val_rows]
 
 if source == "test":
@@ -239,13 +240,15 @@ st.caption(
     "PSNR = 10·log10(1 / MSE), "
     "pixels in [0, 1]: +3 dB halves the squared error. SSIM compares local means, contrasts and structure in "
     "7×7 windows (scikit-image). Filters and PCA are tuned per setting on "
-    f"{VALIDATION} other test images."
+    f"{len(val_rows)} other test images."
 )
 
 # ---------------------------------------------------------------- PSNR against the level
 st.subheader("PSNR against the corruption level")
 if source != "test":
-    st.caption(f"Over {BATCH} test images (not your image): how each method holds up as the corruption grows.")
+    st.caption(
+        f"Over {len(batch_rows)} test images (not your image): how each method holds up as the corruption grows."
+    )
 test_clean = data.test_x[batch_rows]
 curve = _curve(sig, kind, chart_levels, seed, test_clean, val_clean, den)
 fig = go.Figure()
@@ -265,7 +268,7 @@ fig.update_layout(
     height=380,
     margin={"l": 10, "r": 10, "t": 30, "b": 10},
     xaxis_title=f"{KINDS[kind]} level ({meaning})",
-    yaxis_title=f"mean PSNR over {BATCH} images (dB)",
+    yaxis_title=f"mean PSNR over {len(batch_rows)} images (dB)",
     legend={"orientation": "h", "y": -0.25},
 )
 st.plotly_chart(fig, key="dn_curve", config=ui.plotly_config(f"psnr-{kind}"))
