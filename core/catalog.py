@@ -334,11 +334,11 @@ def pool(data: Dataset) -> tuple[np.ndarray, np.ndarray | None, str]:
     return x, y, f"all {len(x):,} images (the test split has only {len(data.test_x)})"
 
 
-def class_members(labels: np.ndarray | None, cls: int | None) -> np.ndarray:
-    """Row indices of class ``cls`` (every row when there are no labels or no class)."""
-    if labels is None or cls is None:
-        return np.arange(0 if labels is None else len(labels))
-    return np.flatnonzero(np.asarray(labels) == cls)
+def class_members(data: Dataset, cls: int | None) -> np.ndarray:
+    """Rows of ``data.test_x`` in class ``cls`` (every row when there are no labels or no class)."""
+    if data.test_y is None or cls is None:
+        return np.arange(len(data.test_x))
+    return np.flatnonzero(np.asarray(data.test_y) == cls)
 
 
 # ---------------------------------------------------------------- query strings

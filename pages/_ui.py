@@ -338,7 +338,7 @@ def pick_test_item(
         cls = cols[0].selectbox(f"{label}: class", present, format_func=lambda c: names[c], key=f"{key}_class")
     else:
         cls = None
-    members = catalog.class_members(data.test_y, cls)
+    members = catalog.class_members(data, cls)
     last = max(0, len(members) - 1)
     state[f"{key}_index"] = min(int(state.get(f"{key}_index", default_index)), last)  # a smaller class clamps it
     idx = cols[1].number_input(f"{label}: index", 0, last, key=f"{key}_index")

@@ -57,7 +57,7 @@ if ui.first_visit(PAGE + "-ends"):
             cls = None if data.test_y is None else int(data.test_y[row])
             if cls is not None:
                 state[f"av_{end}_class"] = cls
-            state[f"av_{end}_index"] = int(np.flatnonzero(catalog.class_members(data.test_y, cls) == row)[0])
+            state[f"av_{end}_index"] = int(np.flatnonzero(catalog.class_members(data, cls) == row)[0])
 ui.show_link_notes()
 
 st.subheader("1 · The codes of the same test images")

@@ -82,13 +82,10 @@ if ui.first_visit(PAGE):
 ui.show_link_notes()
 
 # ---------------------------------------------------------------- the cross-data-set setup
+SHORT = {"mnist": "MNIST", "mnist-5k": "MNIST", "fashion-mnist": "Fashion-MNIST"}
 partner = catalog.CROSS_DATASET.get(cur.entry.dataset)
 cross_ok = partner is not None and not cur.conditional
-cross_title = (
-    f"{catalog.dataset_title(cur.entry.dataset)} vs {catalog.dataset_title(partner)}"
-    if partner
-    else "MNIST vs Fashion-MNIST"
-)
+cross_title = f"{SHORT[cur.entry.dataset]} vs {SHORT[partner]}" if partner else "MNIST vs Fashion-MNIST"
 
 
 @st.cache_resource(max_entries=4, show_spinner="Scoring the test images…")
@@ -319,7 +316,7 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
         key=slider_key,
     )
     stats = threshold_stats(scores, is_anomaly, threshold)
-    m = st.columns(5)
+    m = st.columns([1, 1, 1, 0.8, 1.7])
     m[0].metric("Precision", f"{stats.precision:.1%}", help="Of the flagged images, the share that are anomalies.")
     m[1].metric("Recall", f"{stats.recall:.1%}", help="Of the anomalies, the share that are flagged.")
     m[2].metric("False alarms", f"{stats.fpr:.1%}", help="Of the normal images, the share that are flagged.")

@@ -241,6 +241,8 @@ if series:
     for s in series:
         st.caption(f"**{s.label}**: {s.note}")
     labels = [s.label for s in series]
+    if "bs_show_next" in state:
+        state["bs_show"] = state.pop("bs_show_next")
     if state.get("bs_show") not in labels:
         state["bs_show"] = labels[0]
     left, right = st.columns(2, gap="large")
@@ -278,7 +280,7 @@ def add_run(result: SweepResult, data: Dataset, settings: dict) -> None:
         note += " Diverged: " + "; ".join(f"β={b:g}: {msg}" for b, msg in result.failures.items())
     if result.rows:
         runs.append(Series(label, result.rows, images, x, note))
-        state["bs_show"] = label
+        state["bs_show_next"] = label  # plotted from the next run on (the control exists in this one)
     state["bs_last"] = note
 
 

@@ -32,6 +32,7 @@ LEVELS = {
     "occlusion": (0.05, 0.5, 0.05, 0.25, (0.05, 0.15, 0.25, 0.35, 0.5), "area of a black square, as a fraction"),
 }
 ROLE_TITLES = {"dae": "Denoising AE", "vae": "VAE", "ae": "Plain AE"}
+ROLE_NAMES = {"dae": "denoising AE", "vae": "VAE", "ae": "plain AE"}  # in a sentence
 COLOURS = {
     "noisy": "#7f7f7f",
     "Denoising AE": "#d62728",
@@ -83,7 +84,7 @@ pick_cols = st.columns(3)
 for col, role in zip(pick_cols, catalog.DENOISER_ROLES, strict=True):
     keys = [e.key for e in candidates[role]]
     if not keys:
-        missing.append(ROLE_TITLES[role])
+        missing.append(ROLE_NAMES[role])
         col.caption(f"**{ROLE_TITLES[role]}**: none installed for {catalog.dataset_title(cur.entry.dataset)}.")
         continue
     if state.get(f"dn_{role}") not in keys:
@@ -92,7 +93,7 @@ for col, role in zip(pick_cols, catalog.DENOISER_ROLES, strict=True):
     chosen[ROLE_TITLES[role]] = by_key[key]
 if missing:
     st.info(
-        f"No {' and no '.join(m.lower() for m in missing)} is installed for "
+        f"No {' and no '.join(missing)} is installed for "
         f"{catalog.dataset_title(cur.entry.dataset)} at {'×'.join(map(str, cur.entry.image_shape[1:]))}, so "
         f"{'its column is' if len(missing) == 1 else 'their columns are'} left out. Train one on the "
         "*Train a model* page (a denoising AE is a plain AE trained on corrupted inputs)."

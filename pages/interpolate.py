@@ -43,7 +43,7 @@ if ui.first_visit(PAGE):
                 state[f"ip_{end}_src"] = "test"
                 if cls is not None:
                     state[f"ip_{end}_class"] = cls
-                state[f"ip_{end}_index"] = int(np.flatnonzero(catalog.class_members(data.test_y, cls) == row)[0])
+                state[f"ip_{end}_index"] = int(np.flatnonzero(catalog.class_members(data, cls) == row)[0])
 ui.show_link_notes()
 for key, default in (("ip_method", "linear"), ("ip_steps", 10), ("ip_a_src", next(iter(SOURCES))),
                      ("ip_b_src", next(iter(SOURCES)))):  # fmt: skip

@@ -172,3 +172,32 @@ def test_mnist_vs_fashion_mnist(mnist5k):
     )
     report = anomaly.detect(vae, split, kinds=("recon-mse", "elbo"), pca_components=32)
     assert report.auroc["recon-mse"] > 0.9 and report.auroc["elbo"] > 0.9, report.auroc
+
+
+def test_held_out_split_is_the_reverse_of_one_class(mnist5k):
+    split = anomaly.held_out_split(mnist5k, 5)
+    assert len(split.train_x) == np.sum(mnist5k.train_y != 5)
+    np.testing.assert_array_equal(split.is_anomaly, mnist5k.test_y == 5)
+    assert len(split.normal_test_x) == np.sum(mnist5k.test_y != 5)
+    assert "5 is the anomaly" in split.description
+    with pytest.raises(ValueError, match="out of range"):
+        anomaly.held_out_split(mnist5k, 10)
+    with pytest.raises(ValueError, match="no labels"):
+        anomaly.held_out_split(load_dataset("lfw-faces"), 0)
+
+
+def test_a_small_model_trained_without_a_digit_flags_it(mnist5k):
+    split = anomaly.held_out_split(mnist5k, 0)
+    steps = []
+
+    class Count(anomaly.Callback):
+        def on_step_end(self, step, total_steps, loss):
+            steps.append((step, total_steps))
+
+    model = anomaly.train_on_split(split, "ae", [Count()], epochs=3)
+    assert model.config.kind == "ae" and model.config.arch == "mlp"
+    assert steps[-1][0] == steps[-1][1] == 3 * int(np.ceil(len(split.train_x) / anomaly.HELD_OUT_TRAIN["batch_size"]))
+    report = anomaly.detect(model, split, pca_components=None)
+    assert report.auroc["recon-mse"] > 0.6, report.auroc  # zeros are big round digits: easy to flag
+    with pytest.raises(ValueError, match="'vae' or 'ae'"):
+        anomaly.train_on_split(split, "cvae")

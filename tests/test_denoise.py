@@ -163,3 +163,69 @@ def test_run_methods_checks_its_input(batch):
         denoise.run_methods(clean, noisy, [denoise.classical("median"), denoise.classical("median")])
     with pytest.raises(ValueError, match="shape"):
         denoise.run_methods(clean, noisy[:5], [])
+
+
+# ---------------------------------------------------------------- the denoising page's comparison
+
+
+def test_best_classical_keeps_the_filter_with_the_best_validation_psnr(validation):
+    clean, noisy = validation
+    best, scores = denoise.best_classical(clean, noisy, ["median", "gaussian"])
+    assert set(scores) == {"median", "gaussian"}
+    assert best.name == "best classical" and best.family == "classical"
+    assert best.params["method"] == max(scores, key=scores.get)
+    assert denoise.psnr(clean, best(noisy)).mean() == pytest.approx(scores[best.params["method"]])
+    with pytest.raises(ValueError, match="at least one"):
+        denoise.best_classical(clean, noisy, [])
+
+
+def test_compare_runs_models_the_best_filter_and_pca(batch, validation, dae, mnist5k):
+    clean = batch[0][:32]
+    den = denoise.build_denoisers(
+        {"denoising AE": dae}, mnist5k.train_x, pca_components=(8, 32), classical_names=["median", "tv"]
+    )
+    assert [m.params["n_components"] for m in den.pca] == [8, 32]
+    res = denoise.compare(clean, "gaussian", SIGMA, den, validation[0][:32], seed=1)
+    assert [r.method for r in res.rows] == ["noisy", "denoising AE", "best classical", "PCA"]
+    np.testing.assert_array_equal(res.images["noisy"], denoise.corrupt_images(clean, "gaussian", SIGMA, seed=1))
+    assert res.row("best classical").params["method"] in ("median", "tv")
+    assert res.row("PCA").params["n_components"] in (8, 32)
+    table = {r.method: r.psnr for r in res.rows}
+    assert table["denoising AE"] > table["best classical"] > table["noisy"]
+    # Without training images there is no PCA column; a conditional model is refused.
+    assert [
+        r.method for r in denoise.compare(clean, "masking", 0.3, denoise.build_denoisers({}, None), clean).rows
+    ] == [
+        "noisy",
+        "best classical",
+    ]
+    cvae = train_model(
+        ModelConfig(kind="cvae", arch="mlp", latent_dim=2, hidden=(16,), num_classes=10),
+        mnist5k,
+        TrainConfig(epochs=1, batch_size=500),
+    )[0]
+    with pytest.raises(ValueError, match="conditional"):
+        denoise.build_denoisers({"cvae": cvae}, None)
+
+
+def test_level_curve_has_one_point_per_level_and_falls_with_the_noise(batch, validation, dae):
+    den = denoise.build_denoisers({"dae": dae}, None, classical_names=["median"])
+    curve = denoise.level_curve(batch[0][:16], "gaussian", [0.1, 0.5, 1.0], den, validation[0][:16])
+    assert set(curve.psnr) == {"noisy", "dae", "best classical"}
+    assert all(len(v) == 3 for v in (*curve.psnr.values(), *curve.ssim.values()))
+    assert np.all(np.diff(curve.psnr["noisy"]) < 0)
+    assert len(curve.params["best classical"]) == 3
+
+
+def test_mean_psnr_leaves_out_exact_copies():
+    assert denoise.mean_psnr(np.array([10.0, np.inf, 20.0])) == (15.0, 1)
+    assert denoise.mean_psnr(np.array([np.inf])) == (float("inf"), 1)
+
+
+def test_the_wavelet_filter_keeps_a_flat_image_as_it_is():
+    pytest.importorskip("pywt")
+    flat = np.zeros((2, 1, 28, 28), np.float32)
+    flat[1, 0, 10:14, 10:14] = 1.0  # one with a square, one flat
+    out = denoise.classical("wavelet")(flat)
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out[0], flat[0])

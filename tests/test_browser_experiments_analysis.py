@@ -1,0 +1,70 @@
+"""The denoising and anomaly pages in headless Chromium: each renders without an exception box,
+denoising shows its PSNR numbers, anomalies trains its held-out model on a click and shows the
+AUROC, and the threshold slider (a fragment) moves the precision. Screenshots go to the pytest
+temporary folder whose path is printed."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.browser_support import open_page, settle
+
+pytestmark = pytest.mark.browser
+TALL = {"width": 1400, "height": 3200}  # the whole page in one screen: charts render when in view
+
+
+def test_denoising_shows_the_columns_with_psnr(server, page, shots):
+    page.set_viewport_size(TALL)
+    open_page(page, server, "denoising?model=mnist-vae-mlp-z12")
+    page.get_by_text(re.compile(r"\d+\.\d dB · SSIM")).first.wait_for(timeout=90_000)
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.get_by_text("Page not found").count() == 0
+    for column in ("Noisy", "Denoising AE", "VAE", "Plain AE", "best classical", "PCA"):
+        assert page.get_by_test_id("stMarkdown").get_by_text(column, exact=True).count() >= 1, column
+    assert page.get_by_text(re.compile(r"\d+\.\d dB · SSIM")).count() == 6
+    page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot").count() == 1
+    page.screenshot(path=str(shots / "denoising.png"), full_page=True)
+    page.get_by_test_id("stButtonGroup").first.get_by_text("Occlusion").click()
+    page.get_by_text("Occlusion at level 0.25").wait_for(timeout=60_000)
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    assert "noise=occlusion" in page.url
+
+
+def test_anomalies_trains_on_a_click_and_shows_the_auroc(server, page, shots):
+    page.set_viewport_size(TALL)
+    open_page(page, server, "anomalies?model=mnist-vae-mlp-z12")
+    assert page.get_by_test_id("stException").count() == 0
+    train = page.get_by_role("button", name=re.compile("Train without the 5s"))
+    if train.count():  # another test in this server process may have trained it already
+        train.click()
+    auroc = page.get_by_test_id("stMetric").filter(has_text="AUROC · Reconstruction error")
+    auroc.wait_for(timeout=90_000)
+    settle(page)
+    value = float(auroc.get_by_test_id("stMetricValue").inner_text())
+    assert 0.5 < value <= 1.0
+    assert page.get_by_test_id("stMetric").filter(has_text="AUROC · PCA baseline").count() == 1
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
+    assert page.locator(".js-plotly-plot").count() == 2
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(shots / "anomalies.png"), full_page=True)
+
+    precision = page.get_by_test_id("stMetric").filter(has_text="Precision").get_by_test_id("stMetricValue")
+    before = precision.inner_text()
+    page.get_by_role("slider").first.focus()
+    for _ in range(40):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(
+        "([before]) => [...document.querySelectorAll('[data-testid=stMetric]')].some(m => m.innerText.includes("
+        "'Precision') && !m.innerText.includes(before))",
+        arg=[before],
+        timeout=30_000,
+    )
+    settle(page)
+    assert precision.inner_text() != before
+    assert page.get_by_test_id("stException").count() == 0
+    page.screenshot(path=str(shots / "anomalies-threshold.png"), full_page=True)

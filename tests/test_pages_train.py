@@ -1,0 +1,180 @@
+"""The Train page through AppTest: every control, a run that saves itself into the picker, a
+taken name, cancel, a diverging run, and settings out of range."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+import torch
+from streamlit.runtime.pages_manager import PagesManager
+
+from core import jobs
+from core.checkpoints import list_checkpoints
+from core.train import Callback, fit
+from tests.app_support import app_env, app_test
+
+
+class _NavigationPages(PagesManager):
+    """As a served app after its first run: st.navigation's pages, not the pages/ folder.
+
+    AppTest starts every run as a fresh server would, through the pages/-folder router, which
+    runs a page whose URL path equals its file name (train.py at /train) without app.py.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
+@pytest.fixture(autouse=True)
+def _models(monkeypatch, tmp_path):
+    app_env(monkeypatch, user=tmp_path / "user")
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPages)
+
+
+def train_page():
+    at = app_test("train")
+    assert not at.exception, at.exception
+    assert at.title[0].value == "Train a model"
+    assert len(at.sidebar.selectbox) == 2, "the app's frame is around the page"
+    return at
+
+
+def click_train(at, **settings):
+    for key, value in settings.items():
+        widget = at.text_input(key=key) if key == "tr_name" else at.number_input(key=key)
+        widget.set_value(value)
+    at.button(key="tr_start").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def finish(at, timeout: float = 120):
+    job = at.session_state["tr_job"]
+    assert job.wait(timeout), "the run did not end"
+    at.run()
+    assert not at.exception, at.exception
+    return job
+
+
+def test_the_page_offers_every_choice_and_names_the_checkpoint_after_them():
+    at = train_page()
+    assert at.selectbox(key="tr_dataset").value == "mnist-5k"
+    assert at.selectbox(key="tr_model").options == [
+        "VAE",
+        "Autoencoder (AE)",
+        "Conditional VAE",
+        "Denoising AE",
+        "Sparse AE",
+        "Contractive AE",
+    ]
+    assert at.button_group(key="tr_arch").value == "mlp"
+    assert at.text_input(key="tr_name").value == "mnist-5k-vae-mlp-z10"
+    at.number_input(key="tr_latent").set_value(4).run()
+    at.number_input(key="tr_beta").set_value(4.0).run()
+    assert at.text_input(key="tr_name").value == "mnist-5k-vae-mlp-z4-b4"
+    at.selectbox(key="tr_model").select("ae").run()
+    assert at.number_input(key="tr_beta").disabled, "an AE has no β"
+    at.button_group(key="tr_arch").set_value("conv").run()
+    assert at.text_input(key="tr_name").value == "mnist-5k-ae-conv-z4"
+    at.text_input(key="tr_name").set_value("my-own").run()
+    at.number_input(key="tr_latent").set_value(6).run()
+    assert at.text_input(key="tr_name").value == "my-own", "a typed name stays"
+
+
+def test_a_run_completes_saves_itself_and_appears_in_the_picker(tmp_path):
+    at = click_train(train_page(), tr_epochs=2, tr_name="first-vae")
+    assert at.get("progress"), "a progress bar while it runs"
+    job = finish(at)
+    assert job.result.status == "finished"
+    (ok,) = at.success
+    assert "first-vae" in ok.value and "after 2 epoch(s)" in ok.value
+    assert [i.name for i in list_checkpoints(tmp_path / "user")] == ["first-vae"]
+    assert len(at.get("plotly_chart")) == 1 and at.image, "the loss curves and the reconstructions"
+    assert "user:first-vae" not in at.sidebar.selectbox[1].options
+    at.button(key="tr_open").click().run()
+    assert at.sidebar.selectbox[0].value == "mnist-5k"
+    assert at.sidebar.selectbox[1].value == "user:first-vae"
+    assert "first-vae (your model)" in at.sidebar.selectbox[1].options
+    assert at.button(key="tr_open").disabled
+
+    # The same name again: a free one, and the page says so.
+    finish(click_train(at, tr_epochs=1))
+    assert "first-vae-2" in at.success[0].value and "was taken" in at.success[0].value
+    assert sorted(i.name for i in list_checkpoints(tmp_path / "user")) == ["first-vae", "first-vae-2"]
+
+
+def test_a_denoising_autoencoder_trains_too(tmp_path):
+    at = train_page()
+    at.selectbox(key="tr_model").select("dae").run()
+    finish(click_train(at, tr_epochs=1, tr_latent=8))
+    assert "mnist-5k-dae-mlp-z8" in at.success[0].value
+    (info,) = list_checkpoints(tmp_path / "user")
+    assert info.meta["train"]["noise"] == "gaussian" and info.meta["model"]["kind"] == "ae"
+
+
+def test_cancel_stops_the_run_and_offers_what_it_learned(tmp_path):
+    at = click_train(train_page(), tr_epochs=300, tr_name="stopped")
+    at.button(key="tr_cancel").click().run()
+    job = finish(at)
+    assert job.status == jobs.CANCELLED
+    assert "cancelled after" in at.warning[0].value
+    assert not list_checkpoints(tmp_path / "user"), "a cancelled run is not saved unasked"
+    if job.result.can_save:
+        at.button(key="tr_save").click().run()
+        assert "stopped" in at.success[0].value
+        assert [i.name for i in list_checkpoints(tmp_path / "user")] == ["stopped"]
+
+
+def test_a_diverging_run_says_so_and_can_keep_its_last_good_weights(monkeypatch, tmp_path):
+    class Poison(Callback):
+        def __init__(self, model):
+            self.model = model
+
+        def on_step_end(self, step, total, loss):
+            if step == 40:  # 32 steps per epoch on 4,000 digits: in epoch 2
+                with torch.no_grad():
+                    self.model.to_mu.weight[0, 0] = float("nan")
+
+    monkeypatch.setattr(jobs, "fit", lambda model, data, config, cbs: fit(model, data, config, [*cbs, Poison(model)]))
+    at = click_train(train_page(), tr_epochs=3, tr_name="wild")
+    assert finish(at).result.status == "diverged"
+    (err,) = at.error
+    assert "NaN" in err.value and "restored the weights of epoch 1" in err.value
+    assert not list_checkpoints(tmp_path / "user")
+    at.button(key="tr_save").click().run()
+    assert "wild" in at.success[0].value and "after 1 epoch(s)" in at.success[0].value
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"tr_latent": 0}, "latent size must be an integer from 1 to 128, got 0"),
+        ({"tr_beta": -1.0}, "β must be a finite number ≥ 0, got -1.0"),
+        ({"tr_epochs": 10**6}, "epochs must be an integer from 1 to 10,000, got 1000000"),
+        ({"tr_lr": 5.0}, "learning rate must be in (0, 1.0], got 5.0"),
+        ({"tr_lr": 0.0}, "learning rate must be in (0, 1.0]"),
+        ({"tr_name": "my model!"}, "invalid checkpoint name"),
+    ],
+)
+def test_settings_out_of_range_get_a_message_and_start_nothing(settings, message):
+    at = click_train(train_page(), **settings)
+    (err,) = at.error
+    assert message in err.value and err.value.startswith("These settings cannot be trained")
+    assert "tr_job" not in at.session_state
+
+
+def test_a_conditional_vae_needs_labelled_data():
+    at = train_page()
+    at.selectbox(key="tr_dataset").select("lfw-faces").run()
+    at.selectbox(key="tr_model").select("cvae").run()
+    at.button(key="tr_start").click().run()
+    assert "needs class labels" in at.error[0].value
+
+
+def test_a_data_set_that_is_not_here_gets_a_message():
+    at = train_page()
+    at.selectbox(key="tr_dataset").select("fashion-mnist").run()
+    at.button(key="tr_start").click().run()
+    assert not at.exception
+    assert "not available here" in at.error[0].value

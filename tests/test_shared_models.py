@@ -1,0 +1,39 @@
+"""The models the app caches are shared by every session: no page may change them.
+
+Every page is run through AppTest with every test model; afterwards each cached model must
+still equal its checkpoint on disk, tensor for tensor, and still be in eval mode.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.catalog import list_models
+from core.checkpoints import load_checkpoint
+from tests.app_support import app_env, app_test
+
+EXPLORE = ["latent_sliders", "sampling_manifold", "latent_map", "interpolate", "ae_vs_vae", "your_image"]
+
+
+@pytest.fixture(autouse=True)
+def _models(monkeypatch):
+    app_env(monkeypatch)
+
+
+@pytest.mark.slow
+def test_no_page_mutates_a_cached_model():
+    from pages import _ui
+
+    entries = [e for e in list_models() if e.ok]
+    assert len(entries) >= 4
+    for entry in entries:
+        for page in EXPLORE:
+            at = app_test(page, query={"model": entry.key})
+            assert not at.exception, (entry.key, page, at.exception)
+    for entry in entries:
+        cached = _ui._load_model(str(entry.path), entry.mtime)  # the object every session shares
+        fresh = load_checkpoint(entry.path).model
+        assert not cached.model.training, entry.key
+        for key, value in fresh.state_dict().items():
+            assert torch.equal(cached.model.state_dict()[key], value), (entry.key, key)
