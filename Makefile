@@ -37,5 +37,5 @@ lint: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: setup
+bench: setup browser
 	$(BIN)/python -m benchmarks
