@@ -1,6 +1,6 @@
 """Capture the README's screenshots of the app with the shipped checkpoints.
 
-    .venv/bin/python docs/screenshots/capture.py [OUT_DIR]   # default: docs/screenshots
+    .venv/bin/python docs/screenshots/capture.py [OUT_DIR [VIEW ...]]   # default: docs/screenshots, all
 
 Starts the app on a free port (with ``LATENTLAB_DATA`` at ``../shared/data`` when that folder
 exists, so the pages show the full test sets rather than the offline subsets), opens each view
@@ -68,6 +68,10 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
+    wanted = sys.argv[2:] or list(VIEWS)
+    unknown = set(wanted) - set(VIEWS)
+    if unknown:
+        raise SystemExit(f"unknown views {sorted(unknown)}; choose from {list(VIEWS)}")
     out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     from core.catalog import list_models
@@ -96,7 +100,8 @@ def main() -> int:
                     time.sleep(0.1)
             page.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=120_000)
             settle(page)
-            for name, (path, model, height, action) in VIEWS.items():
+            for name in wanted:
+                path, model, height, action = VIEWS[name]
                 if model and model not in installed:
                     print(f"skipped   {name}: {model} is not installed")
                     continue
