@@ -44,7 +44,7 @@ def free_port() -> int:
 def settle(page, timeout_s: float = 120) -> None:
     deadline, quiet = time.time() + timeout_s, None
     while time.time() < deadline:
-        if page.get_by_test_id("stStatusWidget").count():
+        if page.get_by_test_id("stStatusWidget").count() or page.get_by_test_id("stSpinner").count():
             quiet = None
         elif quiet is None:
             quiet = time.time()
