@@ -36,8 +36,8 @@ LINK_PARAMS = {
     "ae-vs-vae": ("pair", "a", "b"),
     "your-image": (),
     "beta-sweep": (),
-    "denoising": (),
-    "anomalies": (),
+    "denoising": ("noise", "level"),
+    "anomalies": ("setup", "digit", "score"),
     "train": (),
 }
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]

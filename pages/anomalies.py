@@ -133,7 +133,7 @@ def cross_setup() -> Setup:
     about = (
         f"**Model**: the sidebar's {cur.entry.label} ({cur.entry.title}), trained on "
         f"{catalog.dataset_title(cur.entry.dataset)} only. **Normal**: {n_norm:,} of its test images "
-        f"({normal.source_note}). **Anomalous**: {n_anom:,} {catalog.dataset_title(partner)} test images "
+        f"({normal.source_note}). **Anomalous**: {n_anom:,} {SHORT[partner]} test images "
         f"({anomalous.source_note}). PCA ({PCA_COMPONENTS} components) is fitted on the same normal "
         "training images."
     )
@@ -141,7 +141,7 @@ def cross_setup() -> Setup:
         cur.model,
         split,
         report,
-        (catalog.dataset_title(cur.entry.dataset), catalog.dataset_title(partner)),
+        (SHORT[cur.entry.dataset], SHORT[partner]),
         about,
         None,
         catalog.is_digits(cur.entry),
@@ -257,9 +257,10 @@ for col, name in zip(cols, [*available, "pca"], strict=False):
     )
 if report.auroc[kind] < 0.5:
     st.caption(
-        f"An AUROC below 0.5: the anomalies ({setup.names[1]}) are *easier* to rebuild than the normal images. "
-        "Simple shapes (a 1 is one stroke) reconstruct well even when never seen; the score measures how hard an "
-        "image is to rebuild, not how new it is."
+        f"An AUROC below 0.5: the anomalies ({setup.names[1]}) score *lower* than the normal images. Simple "
+        "images (a 1 is one stroke, an MNIST digit is mostly black) are easy to encode and rebuild even when never "
+        "seen: the score measures how hard an image is for the model, not how new it is (Nalisnick et al. 2019 "
+        "found the same for the likelihoods of generative models)."
     )
 
 
@@ -385,7 +386,7 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
             margin={"l": 10, "r": 10, "t": 30, "b": 10},
             xaxis_title="false-alarm rate (normal images flagged)",
             yaxis_title="recall (anomalies flagged)",
-            legend={"orientation": "h", "y": -0.25},
+            legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
             xaxis={"range": [0, 1]},
             yaxis={"range": [0, 1.02], "scaleanchor": "x"},
         )

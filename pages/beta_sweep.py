@@ -92,13 +92,14 @@ if families:
         )
         meta = family[0].meta
         trained = meta.get("card", {}).get("data_source") or family[0].dataset
+        arch = f"{family[0].model.get('arch', '?').upper()} VAEs, latent {family[0].latent_dim}"
         note = (
-            f"{describe_family(family)}; {meta.get('train', {}).get('epochs', '?')} epochs each on {trained}; "
+            f"{len(family)} {arch}, {meta.get('train', {}).get('epochs', '?')} epochs each on {trained}; "
             f"measured on {len(data.test_x):,} test images ({data.source_note})."
         )
         label = "shipped" if family[0].source == "shipped" else "installed"
         series.append(Series(label, rows, images, data.test_x[:N_IMAGES], note))
-else:
+elif not state.get("bs_runs"):
     st.info("No β family (VAEs that differ only in β) is installed here: run a sweep below to make one.")
 series.extend(state.get("bs_runs", []))
 
@@ -184,7 +185,8 @@ def tradeoff_figure(all_series: list[Series]):
                 y=[r.recon for r in rows],
                 mode="lines+markers+text",
                 text=[f"β={r.beta:g}" for r in rows],
-                textposition="top right",
+                textposition="top center",
+                cliponaxis=False,
                 name=s.label,
                 marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
                 line={"color": ui.PALETTE[i % len(ui.PALETTE)]},

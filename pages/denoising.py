@@ -24,6 +24,7 @@ PAGE = "denoising"
 BATCH = 64  # test images scored per setting (the means are over these)
 VALIDATION = 32  # other test images the filters' parameters and PCA's size are tuned on
 KINDS = {"gaussian": "Gaussian noise", "salt-pepper": "Salt and pepper", "masking": "Masking", "occlusion": "Occlusion"}
+BUTTONS = {"gaussian": "Gaussian", "salt-pepper": "Salt & pepper", "masking": "Masking", "occlusion": "Occlusion"}
 # kind -> (lowest, highest, step, default, the chart's levels, what the level means)
 LEVELS = {
     "gaussian": (0.05, 1.0, 0.05, 0.5, (0.1, 0.25, 0.5, 0.75, 1.0), "σ of the added noise, pixels in [0, 1]"),
@@ -71,6 +72,35 @@ if data is None:
     st.info("The comparison needs the data set's images: PCA is fitted on them and the filters are tuned on them.")
     st.stop()
 
+# ---------------------------------------------------------------- the corruption and the input
+c = st.columns([1.3, 1], gap="medium")
+with c[0]:
+    state.setdefault("dn_kind", "gaussian")
+    kind = st.segmented_control("Corruption", list(CORRUPTIONS), format_func=BUTTONS.get, required=True, key="dn_kind")
+lo, hi, step, default, chart_levels, meaning = LEVELS[kind]
+with c[1]:
+    state.setdefault(f"dn_level_{kind}", default)
+    level = st.slider("Level", lo, hi, step=step, key=f"dn_level_{kind}", help=meaning.capitalize() + ".")
+c = st.columns([1.3, 0.6, 0.4], gap="medium", vertical_alignment="bottom")
+with c[0]:
+    sources = {"test": "Test images", "upload": "Upload"}
+    if ui.can_draw(cur):
+        sources["draw"] = "Draw"
+    if state.get("dn_source") not in sources:
+        state["dn_source"] = "test"
+    source = st.segmented_control("Input", list(sources), format_func=sources.get, required=True, key="dn_source")
+if source == "test":
+    with c[1]:
+        state.setdefault("dn_rows", 4)
+        shown = st.slider("Rows shown", 1, 8, key="dn_rows")
+    with c[2]:
+        st.button(
+            ":material/casino: Other images",
+            key="dn_shuffle",
+            on_click=lambda: state.update(dn_seed=state.get("dn_seed", 0) + 1),
+            help="Other test images and another draw of the corruption.",
+        )
+
 # ---------------------------------------------------------------- the models in the columns
 candidates = catalog.denoiser_candidates(ui.models(), cur.entry)
 if state.get("_dn_for") != cur.key:  # a new sidebar model: pick its partners afresh
@@ -99,34 +129,6 @@ if missing:
         "*Train a model* page (a denoising AE is a plain AE trained on corrupted inputs)."
     )
 
-# ---------------------------------------------------------------- the corruption and the input
-c = st.columns([1.4, 1.2, 1.1, 0.8], gap="medium")
-with c[0]:
-    state.setdefault("dn_kind", "gaussian")
-    kind = st.segmented_control(
-        "Corruption", list(CORRUPTIONS), format_func=KINDS.get, required=True, key="dn_kind", width="stretch"
-    )
-lo, hi, step, default, chart_levels, meaning = LEVELS[kind]
-with c[1]:
-    state.setdefault(f"dn_level_{kind}", default)
-    level = st.slider("Level", lo, hi, step=step, key=f"dn_level_{kind}", help=meaning.capitalize() + ".")
-with c[2]:
-    sources = {"test": "Test images", "upload": "Upload"}
-    if ui.can_draw(cur):
-        sources["draw"] = "Draw"
-    if state.get("dn_source") not in sources:
-        state["dn_source"] = "test"
-    source = st.segmented_control("Input", list(sources), format_func=sources.get, required=True, key="dn_source")
-with c[3]:
-    if source == "test":
-        state.setdefault("dn_rows", 4)
-        shown = st.slider("Rows shown", 1, 8, key="dn_rows")
-        st.button(
-            ":material/casino: Other images",
-            key="dn_shuffle",
-            on_click=lambda: state.update(dn_seed=state.get("dn_seed", 0) + 1),
-            help="Other test images and another draw of the corruption.",
-        )
 seed = int(state.get("dn_seed", 0))
 rows = np.random.default_rng(seed).permutation(len(data.test_x))  # a small test split (faces) is shared out
 n_val = min(VALIDATION, len(rows) // 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,9 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     """No test reads the user's data folder or writes the user's cache."""
     monkeypatch.delenv("LATENTLAB_DATA", raising=False)
     monkeypatch.setenv("LATENTLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+    # AppTest runs app.py as ``__main__`` and leaves it there; worker processes started later
+    # (spawn) would re-import app.py and die. Put pytest's own __main__ back after each test.
+    monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
 @pytest.fixture(scope="session")

@@ -30,9 +30,10 @@ def test_denoising_shows_the_columns_with_psnr(server, page, shots):
     page.screenshot(path=str(shots / "denoising.png"), full_page=True)
     page.get_by_test_id("stButtonGroup").first.get_by_text("Occlusion").click()
     page.get_by_text("Occlusion at level 0.25").wait_for(timeout=60_000)
+    page.wait_for_url(re.compile("noise=occlusion"), timeout=60_000)  # written at the end of the run
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
-    assert "noise=occlusion" in page.url
+    page.screenshot(path=str(shots / "denoising-occlusion.png"), full_page=True)
 
 
 def test_anomalies_trains_on_a_click_and_shows_the_auroc(server, page, shots):

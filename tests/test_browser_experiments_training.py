@@ -35,10 +35,12 @@ def test_the_train_page_trains_a_vae_and_its_checkpoint_appears_in_the_picker(se
     page.screenshot(path=str(shots / "train-done.png"), full_page=True)
     page.get_by_role("button", name="Open it in the sidebar").click()
     settle(page)
-    sidebar = page.get_by_test_id("stSidebar")
-    sidebar.get_by_text("browser-vae (your model)").wait_for(timeout=30_000)
-    assert "model=user%3Abrowser-vae" in page.url or "model=user:browser-vae" in page.url
     page.screenshot(path=str(shots / "train-picked.png"))
+    page.wait_for_url("**model=user*browser-vae*", timeout=30_000)
+    picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").nth(1)
+    shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
+    assert "browser-vae (your model)" in shown
+    assert "model=user%3Abrowser-vae" in page.url or "model=user:browser-vae" in page.url
 
 
 def test_a_sweep_from_the_page_adds_rows(server, page, shots):
@@ -49,11 +51,12 @@ def test_a_sweep_from_the_page_adds_rows(server, page, shots):
     main.get_by_label("Epochs", exact=True).fill("1")
     t0 = time.perf_counter()
     main.get_by_role("button", name="Run the sweep").click()
-    page.get_by_text("2 models (finished)").wait_for(timeout=120_000)
+    page.get_by_test_id("stAlertContentSuccess").get_by_text("2 models (finished)").wait_for(timeout=120_000)
     print(f"\n2-model sweep, click to rows: {time.perf_counter() - t0:.1f} s")
     settle(page)
+    page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stDataFrame").count() == 1
     assert page.locator(".js-plotly-plot").count() == 2
-    assert page.get_by_text("β = 4", exact=True).count() == 1
+    assert page.get_by_test_id("stMarkdown").get_by_text("β = 4", exact=True).count() == 1, "a row of images per β"
     page.screenshot(path=str(shots / "beta-sweep-run.png"), full_page=True)

@@ -59,7 +59,7 @@ def family_folder() -> Path:
     mcfg = ModelConfig(kind="vae", arch="mlp", image_shape=ds.image_shape, latent_dim=4, hidden=(32,))
     for beta in FAMILY_BETAS:
         tcfg = TrainConfig(epochs=1, batch_size=128, lr=3e-3, beta=beta, device="cpu")
-        model, history = train_model(mcfg, ds, tcfg)
+        model, _ = train_model(mcfg, ds, tcfg)
         card = model_card(model, ds.test_x, ds.test_y)
         card.update(epochs=1, data_source=ds.source_note)
         save_checkpoint(model, root / f"tiny-bvae-b{beta:g}", dataset=dataset_info(ds), train=tcfg.to_dict(), card=card)
