@@ -30,8 +30,8 @@ Each row is one VAE trained with a different β, the weight of the KL term in it
 (reconstruction + β·KL). β balances reconstruction against KL: a small β buys sharp
 reconstructions with codes far from the prior, a large β pulls every posterior towards
 N(0, I), so the KL falls, the posterior variance goes to 1 and the images blur. Pushed harder,
-that pressure leaves fewer dimensions in use, each for one independent factor of the images:
-the disentangling of the β-VAE (Higgins et al. 2017), paid for in detail.
+that pressure leaves fewer dimensions in use, each for one independent factor of the images
+(the disentangling of the β-VAE; Higgins et al., 2017), paid for in detail.
 """,
 )
 state = st.session_state

@@ -5,7 +5,18 @@ import pytest
 
 from tests.app_support import BROKEN, app_env, app_test
 
-PAGES = ["latent_sliders", "sampling_manifold", "latent_map", "interpolate", "ae_vs_vae", "your_image"]
+PAGES = [
+    "latent_sliders",
+    "sampling_manifold",
+    "latent_map",
+    "interpolate",
+    "ae_vs_vae",
+    "your_image",
+    "beta_sweep",
+    "denoising",
+    "anomalies",
+    "train",
+]
 
 
 @pytest.fixture(autouse=True)

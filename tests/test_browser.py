@@ -18,7 +18,18 @@ from tests.browser_support import image_src, open_page, settle
 
 pytestmark = pytest.mark.browser
 
-PAGES = ["sliders", "sampling", "latent-map", "interpolation", "ae-vs-vae", "your-image"]
+PAGES = [
+    "sliders",
+    "sampling",
+    "latent-map",
+    "interpolation",
+    "ae-vs-vae",
+    "your-image",
+    "beta-sweep",
+    "denoising",
+    "anomalies",
+    "train",
+]
 
 
 def test_home_page_renders_in_chromium(server, page, shots):
@@ -27,7 +38,7 @@ def test_home_page_renders_in_chromium(server, page, shots):
     page.get_by_text("reparameterization trick").wait_for(timeout=30_000)
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
-    assert page.get_by_test_id("stSidebarNavLink").count() == 7
+    assert page.get_by_test_id("stSidebarNavLink").count() == 1 + len(PAGES)
     page.screenshot(path=str(shots / "home.png"))
 
 

@@ -13,7 +13,17 @@ from core.catalog import list_models
 from core.checkpoints import load_checkpoint
 from tests.app_support import app_env, app_test
 
-EXPLORE = ["latent_sliders", "sampling_manifold", "latent_map", "interpolate", "ae_vs_vae", "your_image"]
+# Every page that runs the sidebar's model (the β sweep and Train pages build models of their own).
+PAGES = [
+    "latent_sliders",
+    "sampling_manifold",
+    "latent_map",
+    "interpolate",
+    "ae_vs_vae",
+    "your_image",
+    "denoising",
+    "anomalies",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +38,7 @@ def test_no_page_mutates_a_cached_model():
     entries = [e for e in list_models() if e.ok]
     assert len(entries) >= 4
     for entry in entries:
-        for page in EXPLORE:
+        for page in PAGES:
             at = app_test(page, query={"model": entry.key})
             assert not at.exception, (entry.key, page, at.exception)
     for entry in entries:
