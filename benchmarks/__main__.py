@@ -25,7 +25,17 @@ START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
 # name -> (title in the README, extra arguments; {data} is the data folder)
 BENCHMARKS = {
     "engine": ("Training against the PyTorch example", ["--data-dir", "{data}"]),
-    "analysis": ("Decoding, β sweep, denoising and anomaly detection", ["--data-dir", "{data}"]),
+    # The shipped conv AE, VAE and DAE serve the denoising and cross-data-set parts.
+    "analysis": (
+        "Decoding, β sweep, denoising and anomaly detection",
+        [
+            "--data-dir",
+            "{data}",
+            *("--dae", "checkpoints/mnist-dae-conv-z16"),
+            *("--ae", "checkpoints/mnist-ae-conv-z16"),
+            *("--vae", "checkpoints/mnist-vae-conv-z16"),
+        ],
+    ),
     "ui_latency": ("Interactivity", []),
     "load": ("A classroom of concurrent sessions", []),
 }
@@ -66,7 +76,8 @@ def readme_section() -> str:
         if path.is_file():
             body = path.read_text(encoding="utf-8").strip()
             # As printed (fixed-width and Markdown tables alike), so the README shows exactly that.
-            parts += [f"### {title}", "", f"`python -m benchmarks.{name}`", "", "```text", body, "```", ""]
+            command = " ".join(["python -m benchmarks." + name, *BENCHMARKS[name][1]]).format(data="../shared/data")
+            parts += [f"### {title}", "", f"`{command}`", "", "```text", body, "```", ""]
     parts.append(END)
     return "\n".join(parts)
 
