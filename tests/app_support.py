@@ -96,6 +96,20 @@ def app_test(page: str | None = None, query: dict | None = None, timeout: float 
     return at
 
 
+def open_page(page: str, model: str | None = None, **query):
+    """AppTest of ``pages/<page>.py`` opened with ``model`` and the link ``query``; no exception."""
+    if model:
+        query["model"] = model
+    at = app_test(page, query=query)
+    assert not at.exception, at.exception
+    return at
+
+
+def captions(at) -> str:
+    """Every image caption on the page, joined."""
+    return " ".join(c for img in at.image for c in img.captions)
+
+
 def digit_png(digit: str = "7", size: int = 120, dark_on_light: bool = True) -> bytes:
     """A hand-drawn-looking digit as PNG bytes (thick strokes on paper)."""
     img = Image.new("L", (size, size), 255 if dark_on_light else 0)

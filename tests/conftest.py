@@ -35,6 +35,18 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setitem(sys.modules, "__main__", sys.modules["__main__"])
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small MLPs train as fast on one thread, and do not stall when other jobs share the CPU
+    (a module opts in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mnist5k() -> Dataset:
     from core.data import load_dataset

@@ -17,13 +17,7 @@ from tests.conftest import requires_shared_data, shared_data_dir
 NORMAL = 1  # ones are the easy one-class case: everything else reconstructs badly
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small MLPs train as fast on one thread, and do not stall when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,7 @@ from core.evaluate import evaluate
 from core.models import build_model
 from core.train import TrainConfig, train_model
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Small MLPs train as fast on one thread, and do not stall when other jobs share the CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

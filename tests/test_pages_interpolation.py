@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.app_support import app_env, app_test, digit_png, image_urls
+from tests.app_support import app_env, digit_png, image_urls, open_page
 
 
 @pytest.fixture(autouse=True)
@@ -11,11 +11,7 @@ def _models(monkeypatch):
 
 
 def page(model: str | None = None, **query):
-    if model:
-        query["model"] = model
-    at = app_test("interpolate", query=query)
-    assert not at.exception, at.exception
-    return at
+    return open_page("interpolate", model, **query)
 
 
 def test_a_linear_path_between_two_test_images_with_png_and_gif():

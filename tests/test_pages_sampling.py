@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.app_support import app_env, app_test, image_urls
+from tests.app_support import app_env, captions, image_urls, open_page
 
 
 @pytest.fixture(autouse=True)
@@ -11,15 +11,7 @@ def _models(monkeypatch):
 
 
 def page(model: str | None = None, **query):
-    if model:
-        query["model"] = model
-    at = app_test("sampling_manifold", query=query)
-    assert not at.exception, at.exception
-    return at
-
-
-def captions(at) -> str:
-    return " ".join(c for img in at.image for c in img.captions)
+    return open_page("sampling_manifold", model, **query)
 
 
 def test_samples_and_the_manifold_for_a_two_dimensional_code():
