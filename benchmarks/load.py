@@ -20,14 +20,13 @@ import argparse
 import asyncio
 import os
 import random
-import re
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.ui_latency import CHROMIUM, CHROMIUM_ARGS, PROBE_JS, ROOT, start_server, summary
+from benchmarks.ui_latency import CHROMIUM, CHROMIUM_ARGS, PROBE_JS, ROOT, peak_rss_mb, start_server, summary
 
 PAGES = ["sliders", "sampling", "latent-map", "interpolation", "ae-vs-vae", "your-image", "welcome"]
 RUNNING = '[data-testid="stStatusWidget"]'
@@ -118,12 +117,6 @@ async def session(browser, url: str, log: SessionLog, until: float, rng: random.
         log.errors.append(f"session: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
     finally:
         await ctx.close()
-
-
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set) of a process, in MB."""
-    text = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024
 
 
 def weights_digest(folder: Path) -> dict[str, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -127,6 +128,23 @@ def slider_latencies(page, presses: int, settle_s: float = 0.25) -> list[float]:
     return out
 
 
+APP_PAGES = ["welcome", "sliders", "sampling", "latent-map", "interpolation", "ae-vs-vae", "your-image",
+             "beta-sweep", "denoising", "anomalies", "train"]  # fmt: skip
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a process, in MB, from /proc."""
+    text = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", text).group(1)) / 1024
+
+
+def open_every_page(page, url: str, query: str) -> None:
+    for name in APP_PAGES:
+        page.goto(f"{url}/{name}{query}")
+        page.locator('[data-testid="stMain"] h1').first.wait_for(timeout=120_000)
+        wait_idle(page)
+
+
 def summary(values: list[float]) -> tuple[float, float]:
     values = sorted(values)
     p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
@@ -171,6 +189,9 @@ def main() -> int:
                     wait_idle(page)
                     name = "Latent Lab, sliders page"
                 results[name] = (start_s, slider_latencies(page, args.presses))
+                if name.startswith("Latent Lab"):
+                    open_every_page(page, url, query)
+                    rss_mb = peak_rss_mb(proc.pid)
                 ctx.close()
             finally:
                 proc.terminate()
@@ -196,6 +217,7 @@ def main() -> int:
     base_med, _ = summary(results["minimal one-slider page"][1])
     app_med, app_p95 = summary(results["Latent Lab, sliders page"][1])
     home_s = results["Latent Lab, home page"][0]
+    print(f"server peak RSS after opening all {len(APP_PAGES)} pages: {rss_mb:.0f} MB")
     print()
     print(
         f"sliders page / minimal page, median: {app_med / base_med:.2f}× (target ≤ 1.3×); "
