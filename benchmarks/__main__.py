@@ -1,6 +1,6 @@
 """Run every benchmark and put their tables in the README.
 
-    python -m benchmarks [--only engine analysis denoising ui_latency load] [--data-dir DIR] [--no-readme]
+    python -m benchmarks [--only engine analysis quality denoising ui_latency load] [--data-dir DIR] [--no-readme]
 
 Each benchmark runs as its own process (``python -m benchmarks.NAME``), one after another so
 that they do not compete for the CPU; its output goes to ``benchmarks/results/NAME.md`` as it
@@ -36,6 +36,7 @@ BENCHMARKS = {
             *("--vae", "checkpoints/mnist-vae-conv-z16"),
         ],
     ),
+    "quality": ("Model quality beside published anchors", ["--data-dir", "{data}"]),
     "denoising": ("Denoising at several levels", ["--data-dir", "{data}"]),
     "ui_latency": ("Interactivity", []),
     "load": ("A classroom of concurrent sessions", []),
