@@ -1,6 +1,8 @@
 """Run every benchmark and put their tables in the README.
 
-    python -m benchmarks [--only engine analysis quality denoising ui_latency load] [--data-dir DIR] [--no-readme]
+    python -m benchmarks [--only NAME ...] [--data-dir DIR] [--no-readme]
+
+NAME: engine, analysis, quality, denoising, ui_latency, load_ws, load (all by default).
 
 Each benchmark runs as its own process (``python -m benchmarks.NAME``), one after another so
 that they do not compete for the CPU; its output goes to ``benchmarks/results/NAME.md`` as it
@@ -39,7 +41,8 @@ BENCHMARKS = {
     "quality": ("Model quality beside published anchors", ["--data-dir", "{data}"]),
     "denoising": ("Denoising at several levels", ["--data-dir", "{data}"]),
     "ui_latency": ("Interactivity", []),
-    "load": ("A classroom of concurrent sessions", []),
+    "load_ws": ("A classroom of concurrent sessions (websocket clients)", []),
+    "load": ("A classroom of concurrent sessions (Chromium tabs on the same 2 cores)", []),
 }
 
 
