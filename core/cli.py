@@ -48,19 +48,6 @@ class TqdmProgress(Callback):
             self.bar.close()
 
 
-def dataset_info(ds) -> dict:
-    return {
-        "name": ds.name,
-        "source": ds.source,
-        "source_note": ds.source_note,
-        "location": ds.location,
-        "fell_back_from": ds.fell_back_from,
-        "n_train": len(ds.train_x),
-        "n_test": len(ds.test_x),
-        "image_shape": list(ds.image_shape),
-    }
-
-
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Latent Lab engine")
     sub = p.add_subparsers(dest="command", required=True)
@@ -172,7 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         path = save_checkpoint(
             model,
             args.out,
-            dataset=dataset_info(ds),
+            dataset=ds.info(),
             train=tcfg.to_dict(),
             history=history.to_dict(),
             card=card,

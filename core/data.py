@@ -137,6 +137,19 @@ class Dataset:
             f"{'×'.join(map(str, self.image_shape[1:]))}, {self.source_note}"
         )
 
+    def info(self) -> dict:
+        """What a checkpoint's JSON records about the data it was trained on."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "source_note": self.source_note,
+            "location": self.location,
+            "fell_back_from": self.fell_back_from,
+            "n_train": len(self.train_x),
+            "n_test": len(self.test_x),
+            "image_shape": list(self.image_shape),
+        }
+
 
 def dataset_names() -> list[str]:
     return list(REGISTRY)

@@ -182,16 +182,6 @@ def save_new_checkpoint(
     card.update(
         epochs=last.epoch if last else 0, train_seconds=round(history.seconds, 1), data_source=dataset.source_note
     )
-    info = {
-        "name": dataset.name,
-        "source": dataset.source,
-        "source_note": dataset.source_note,
-        "location": dataset.location,
-        "fell_back_from": dataset.fell_back_from,
-        "n_train": len(dataset.train_x),
-        "n_test": len(dataset.test_x),
-        "image_shape": list(dataset.image_shape),
-    }
     for candidate in _candidates(name):
         lock = folder / f".{candidate}.lock"
         try:
@@ -206,7 +196,7 @@ def save_new_checkpoint(
             path = save_checkpoint(
                 model,
                 folder / candidate,
-                dataset=info,
+                dataset=dataset.info(),
                 train=train.to_dict(),
                 history=history.to_dict(),
                 card=card,
@@ -279,8 +269,9 @@ class TrainRequest:
 
 @dataclass
 class TrainOutcome:
-    """How a run ended. status: "finished" (saved), "cancelled" or "diverged" (not saved;
-    ``model`` holds the weights of the last finished epoch). message: why, in words."""
+    """How a run ended. status: "finished" (saved, unless saving failed: then ``message`` says
+    why), "cancelled" or "diverged" (not saved). ``model`` holds the weights of the last
+    finished epoch. message: why, in words."""
 
     status: str
     model: AutoEncoder
@@ -351,9 +342,14 @@ def _train(job: Job[TrainProgress, TrainOutcome], request: TrainRequest) -> Trai
     if history.cancelled:
         done = len(history.epochs)
         return TrainOutcome("cancelled", model, history, f"cancelled after {done} finished epoch(s) of {config.epochs}")
-    saved = save_new_checkpoint(
-        model, request.folder, request.name, dataset=request.dataset, train=config, history=history
-    )
+    try:
+        saved = save_new_checkpoint(
+            model, request.folder, request.name, dataset=request.dataset, train=config, history=history
+        )
+    except CheckpointError as exc:
+        # The weights stay in the outcome: the page says why and offers to save them again
+        # (after the folder is fixed) instead of losing the run.
+        return TrainOutcome("finished", model, history, f"it could not be saved: {exc}")
     return TrainOutcome("finished", model, history, saved=saved)
 
 

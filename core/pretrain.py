@@ -104,8 +104,6 @@ def build_entry(
     download: bool = True,
 ) -> Path:
     """Train one manifest entry and save it with its model card; returns the weights path."""
-    from core.cli import dataset_info
-
     data = load_dataset(entry.dataset, data_dir, download=download)
     if data.source == "embedded" and entry.dataset not in ("mnist-5k", "lfw-faces"):
         print(f"warning: {entry.name} is trained on {data.source_note}, not the full set", file=sys.stderr)
@@ -119,7 +117,7 @@ def build_entry(
     return save_checkpoint(
         model,
         folder / entry.name,
-        dataset=dataset_info(data),
+        dataset=data.info(),
         train=tcfg.to_dict(),
         history=history.to_dict(),
         card=card,

@@ -292,6 +292,8 @@ if job is not None and request is not None:
                 )
             elif outcome.status == "cancelled" or job.status == CANCELLED:
                 st.warning(f"Training was {outcome.message or 'cancelled'}.")
+            elif outcome.status == "finished" and outcome.saved is None:
+                st.error(f"The model is trained, but {outcome.message}. Its weights are kept in this session.")
             if outcome.saved is None and outcome.can_save:
                 n = len(outcome.history.epochs)
                 if st.button(f"Save the weights of epoch {n}", key="tr_save", icon=":material/save:"):

@@ -37,7 +37,6 @@ def model_folder() -> Path:
     import torch
 
     from core.checkpoints import save_checkpoint
-    from core.cli import dataset_info
     from core.config import ModelConfig
     from core.data import load_dataset
     from core.evaluate import model_card
@@ -65,7 +64,7 @@ def model_folder() -> Path:
         model, history = train_model(mcfg, ds, tcfg)
         card = model_card(model, ds.test_x, ds.test_y)
         card.update(epochs=history.last.epoch, data_source=ds.source_note)
-        save_checkpoint(model, root / name, dataset=dataset_info(ds), train=tcfg.to_dict(), card=card)
+        save_checkpoint(model, root / name, dataset=ds.info(), train=tcfg.to_dict(), card=card)
     (root / f"{BROKEN}.json").write_text("{not json", encoding="utf-8")
     return root
 

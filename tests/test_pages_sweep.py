@@ -44,7 +44,6 @@ def family_folder() -> Path:
     import torch
 
     from core.checkpoints import save_checkpoint
-    from core.cli import dataset_info
     from core.config import ModelConfig
     from core.data import load_dataset
     from core.evaluate import model_card
@@ -62,7 +61,7 @@ def family_folder() -> Path:
         model, _ = train_model(mcfg, ds, tcfg)
         card = model_card(model, ds.test_x, ds.test_y)
         card.update(epochs=1, data_source=ds.source_note)
-        save_checkpoint(model, root / f"tiny-bvae-b{beta:g}", dataset=dataset_info(ds), train=tcfg.to_dict(), card=card)
+        save_checkpoint(model, root / f"tiny-bvae-b{beta:g}", dataset=ds.info(), train=tcfg.to_dict(), card=card)
     return root
 
 

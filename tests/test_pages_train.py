@@ -104,6 +104,29 @@ def test_a_run_completes_saves_itself_and_appears_in_the_picker(tmp_path):
     assert sorted(i.name for i in list_checkpoints(tmp_path / "user")) == ["first-vae", "first-vae-2"]
 
 
+def test_a_read_only_folder_gets_a_message_and_the_trained_weights_are_kept(monkeypatch, tmp_path):
+    # Tests run as root, for whom chmod does not stop writes: fail the folder's first write
+    # (the name's lock file) with the error a read-only folder gives.
+    real_open = jobs.os.open
+
+    def read_only(path, flags, *args):
+        if str(path).endswith(".lock") and not getattr(read_only, "fixed", False):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(jobs.os, "open", read_only)
+    at = click_train(train_page(), tr_epochs=1, tr_name="kept")
+    job = finish(at)
+    assert job.status == jobs.DONE and job.result.saved is None
+    (err,) = at.error
+    assert "could not be saved" in err.value and "Permission denied" in err.value
+    assert not list_checkpoints(tmp_path / "user")
+    read_only.fixed = True  # the user fixes the folder, then saves
+    at.button(key="tr_save").click().run()
+    assert "kept" in at.success[0].value
+    assert [i.name for i in list_checkpoints(tmp_path / "user")] == ["kept"]
+
+
 def test_a_denoising_autoencoder_trains_too(tmp_path):
     at = train_page()
     at.selectbox(key="tr_model").select("dae").run()
