@@ -258,16 +258,21 @@ def image(
     png = to_png(arr, display_scale(arr.shape, target))
     st.image(png, caption=caption, output_format="PNG")
     if download:
-        st.download_button(
-            ":material/download: PNG",
-            lambda: png,  # deferred: nothing is stored for the download until it is clicked
-            file_name=file_name,
-            mime="image/png",
-            key=key,
-            on_click="ignore",
-            type="tertiary",
-        )
+        png_download(png, file_name, key)
     return png
+
+
+def png_download(png: bytes, file_name: str, key: str) -> None:
+    """A small "PNG" download button for image bytes already shown above it."""
+    st.download_button(
+        ":material/download: PNG",
+        lambda: png,  # deferred: nothing is stored for the download until it is clicked
+        file_name=file_name,
+        mime="image/png",
+        key=key,
+        on_click="ignore",
+        type="tertiary",
+    )
 
 
 def grid_scale(grid: np.ndarray, target: int = 720) -> int:
@@ -278,15 +283,7 @@ def grid_image(grid: np.ndarray, caption: str | None = None, *, file_name: str, 
     """Show a tiled grid (uint8 (H, W) or (H, W, 3)) with a PNG download."""
     png = to_png(grid, grid_scale(grid, target))
     st.image(png, caption=caption, output_format="PNG")
-    st.download_button(
-        ":material/download: PNG",
-        png,
-        file_name=file_name,
-        mime="image/png",
-        key=key,
-        on_click="ignore",
-        type="tertiary",
-    )
+    png_download(png, file_name, key)
     return png
 
 
