@@ -145,13 +145,13 @@ def _stage(path: Path, write) -> str:
 def _commit(tmp: str, path: Path, overwrite: bool) -> None:
     """Move a staged file into place: a rename, or with ``overwrite=False`` a hard link that
     fails if ``path`` exists, so two savers of one name never both win."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
     try:
-        os.link(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)
     finally:
-        os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)  # gone after a replace; the staged copy after a link
 
 
 def _sha256(path: Path) -> str:
