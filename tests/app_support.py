@@ -28,7 +28,20 @@ MODELS = {
     "mnist-cvae-mlp-z4": ("mnist-5k", "cvae", 4),
     "faces-vae-mlp-z3": ("lfw-faces", "vae", 3),
 }
-BROKEN = "broken-model"  # a JSON that is not a checkpoint: the sidebar lists it as unusable
+BROKEN = "broken-model"
+# Every page file of the app, in the navigation's order.
+PAGE_FILES = [
+    "latent_sliders",
+    "sampling_manifold",
+    "latent_map",
+    "interpolate",
+    "ae_vs_vae",
+    "your_image",
+    "beta_sweep",
+    "denoising",
+    "anomalies",
+    "train",
+]  # a JSON that is not a checkpoint: the sidebar lists it as unusable
 
 
 @functools.cache

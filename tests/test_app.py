@@ -3,20 +3,7 @@ picker and card, the URL, and the home page."""
 
 import pytest
 
-from tests.app_support import BROKEN, app_env, app_test
-
-PAGES = [
-    "latent_sliders",
-    "sampling_manifold",
-    "latent_map",
-    "interpolate",
-    "ae_vs_vae",
-    "your_image",
-    "beta_sweep",
-    "denoising",
-    "anomalies",
-    "train",
-]
+from tests.app_support import BROKEN, PAGE_FILES, app_env, app_test
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +21,7 @@ def test_home_page_renders_without_exceptions():
     assert {"mnist", "mnist-5k", "frey-faces", "olivetti-faces", "lfw-faces", "fashion-mnist"} <= set(names)
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", PAGE_FILES)
 def test_every_page_opens_with_its_explanation(page):
     at = app_test(page)
     assert not at.exception, at.exception

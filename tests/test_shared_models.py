@@ -11,19 +11,10 @@ import torch
 
 from core.catalog import list_models
 from core.checkpoints import load_checkpoint
-from tests.app_support import app_env, app_test
+from tests.app_support import PAGE_FILES, app_env, app_test
 
 # Every page that runs the sidebar's model (the β sweep and Train pages build models of their own).
-PAGES = [
-    "latent_sliders",
-    "sampling_manifold",
-    "latent_map",
-    "interpolate",
-    "ae_vs_vae",
-    "your_image",
-    "denoising",
-    "anomalies",
-]
+PAGES = [p for p in PAGE_FILES if p not in ("beta_sweep", "train")]
 
 
 @pytest.fixture(autouse=True)
