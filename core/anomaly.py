@@ -217,15 +217,20 @@ class AnomalySplit:
         )
 
 
+def _class_title(dataset: Dataset, cls: int, purpose: str) -> str:
+    """The name of class ``cls``, after checking the data set has labels and that class."""
+    if dataset.train_y is None or dataset.test_y is None:
+        raise ValueError(f"{dataset.name} has no labels; {purpose} needs them")
+    if not 0 <= cls < max(dataset.num_classes, int(dataset.train_y.max()) + 1):
+        raise ValueError(f"class {cls} is out of range for {dataset.name}")
+    names = dataset.class_names or ()
+    return names[cls] if cls < len(names) else str(cls)
+
+
 def one_class_split(dataset: Dataset, normal_class: int) -> AnomalySplit:
     """Train on one class of ``dataset``; test on its whole test split, the other classes
     being anomalies (the usual one-class MNIST protocol, e.g. Ruff et al. 2018)."""
-    if dataset.train_y is None or dataset.test_y is None:
-        raise ValueError(f"{dataset.name} has no labels; a one-class split needs them")
-    if not 0 <= normal_class < max(dataset.num_classes, int(dataset.train_y.max()) + 1):
-        raise ValueError(f"class {normal_class} is out of range for {dataset.name}")
-    names = dataset.class_names or ()
-    title = names[normal_class] if normal_class < len(names) else str(normal_class)
+    title = _class_title(dataset, normal_class, "a one-class split")
     normal_test = dataset.test_y == normal_class
     return AnomalySplit(
         name=f"{dataset.name}-one-class-{normal_class}",
@@ -241,12 +246,7 @@ def one_class_split(dataset: Dataset, normal_class: int) -> AnomalySplit:
 def held_out_split(dataset: Dataset, anomalous_class: int) -> AnomalySplit:
     """Leave one class out: train on every other class of ``dataset``; test on its whole test
     split, the left-out class being the anomalies (the reverse of :func:`one_class_split`)."""
-    if dataset.train_y is None or dataset.test_y is None:
-        raise ValueError(f"{dataset.name} has no labels; leaving a class out needs them")
-    if not 0 <= anomalous_class < max(dataset.num_classes, int(dataset.train_y.max()) + 1):
-        raise ValueError(f"class {anomalous_class} is out of range for {dataset.name}")
-    names = dataset.class_names or ()
-    title = names[anomalous_class] if anomalous_class < len(names) else str(anomalous_class)
+    title = _class_title(dataset, anomalous_class, "leaving a class out")
     anomalous_test = dataset.test_y == anomalous_class
     return AnomalySplit(
         name=f"{dataset.name}-without-{anomalous_class}",

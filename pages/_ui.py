@@ -188,6 +188,14 @@ def dataset(name: str, image_shape: tuple[int, ...]) -> Dataset:
     return _load_data(name, tuple(image_shape))
 
 
+def dataset_picker(container, key: str, help: str) -> str:
+    """A select box over every registered data set, opening on the offline MNIST digits."""
+    names = list(REGISTRY)
+    return container.selectbox(
+        "Data set", names, index=names.index("mnist-5k"), format_func=catalog.dataset_title, key=key, help=help
+    )
+
+
 def dataset_named(name: str) -> Dataset | None:
     """Registered data set ``name`` at its own size (offline-first, cached), or None with an
     error in the page. For the pages that train models (β sweep, Train)."""

@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import catalog
 from core.config import ConfigError, ModelConfig
-from core.data import REGISTRY, Dataset
+from core.data import Dataset
 from core.images import to_png
 from core.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, start_sweep
 from core.latent import image_grid
@@ -289,14 +289,8 @@ def add_run(result: SweepResult, data: Dataset, settings: dict) -> None:
 st.subheader("Run a sweep now")
 with st.form("bs_form"):
     cols = st.columns([1.3, 1.6, 0.7, 0.7, 1.2])
-    names = list(REGISTRY)
-    dataset_name = cols[0].selectbox(
-        "Data set",
-        names,
-        index=names.index("mnist-5k"),
-        format_func=catalog.dataset_title,
-        key="bs_dataset",
-        help="MNIST 5,000 digits and LFW faces are always here; the others need a data folder.",
+    dataset_name = ui.dataset_picker(
+        cols[0], "bs_dataset", "MNIST 5,000 digits and LFW faces are always here; the others need a data folder."
     )
     betas_text = cols[1].text_input("β values", DEFAULT_BETAS, key="bs_betas", help="One model per value")
     epochs = cols[2].number_input("Epochs", value=3, step=1, key="bs_epochs")

@@ -10,7 +10,7 @@ import streamlit as st
 from core import catalog
 from core.checkpoints import CheckpointError
 from core.config import ConfigError, ModelConfig
-from core.data import REGISTRY, Dataset
+from core.data import Dataset
 from core.images import to_png
 from core.jobs import (
     CANCELLED,
@@ -75,16 +75,12 @@ def open_in_sidebar(key: str, dataset: str) -> None:
 
 # ---------------------------------------------------------------- the settings
 
-names = list(REGISTRY)
 running = job is not None and not job.done
 c = st.columns([1.4, 1.2, 0.8])
-dataset_name = c[0].selectbox(
-    "Data set",
-    names,
-    index=names.index("mnist-5k"),
-    format_func=catalog.dataset_title,
-    key="tr_dataset",
-    help="MNIST 5,000 digits and LFW faces are always here; the full sets need a data folder or a download.",
+dataset_name = ui.dataset_picker(
+    c[0],
+    "tr_dataset",
+    "MNIST 5,000 digits and LFW faces are always here; the full sets need a data folder or a download.",
 )
 preset = c[1].selectbox("Model", list(PRESETS), format_func=MODEL_NAMES.get, key="tr_model", help=MODEL_HELP)
 arch = (
