@@ -21,24 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.checkpoints import list_checkpoints
+from core.checkpoints import list_checkpoints, shipped_dir, user_dir
 from core.data import REGISTRY, Dataset, cache_dir, load_dataset, resize_images
 
-ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_ENV = "LATENTLAB_CHECKPOINTS"
-USER_ENV = "LATENTLAB_USER_CHECKPOINTS"
 DOWNLOAD_ENV = "LATENTLAB_DOWNLOAD"
 USER_PREFIX = "user:"
 # The model a fresh session opens on, if it is installed: the "quality" MNIST model.
 PREFERRED_DEFAULTS = ("mnist-vae-conv-z16", "mnist-vae-mlp-z2")
-
-
-def shipped_dir() -> Path:
-    return Path(os.environ.get(SHIPPED_ENV) or ROOT / "checkpoints")
-
-
-def user_dir() -> Path:
-    return Path(os.environ.get(USER_ENV) or ROOT / "user_checkpoints")
 
 
 # ---------------------------------------------------------------- the models on offer

@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
     from core.models import AutoEncoder
 
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_DIR = ROOT / "checkpoints"  # the shipped models and their manifest, in git
+SHIPPED_ENV = "LATENTLAB_CHECKPOINTS"  # where the app reads the shipped models (default SHIPPED_DIR)
+USER_ENV = "LATENTLAB_USER_CHECKPOINTS"  # where the app reads and saves the user's own models
 FORMAT = "latentlab-checkpoint"
 FORMAT_VERSION = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -83,6 +87,16 @@ class CheckpointInfo:
             + (f", β={beta:g}" if beta is not None else "")
             + (f", test loss {loss:.2f} nats" if loss is not None else "")
         )
+
+
+def shipped_dir() -> Path:
+    """The folder the app offers shipped models from: ``$LATENTLAB_CHECKPOINTS``, else ``checkpoints/``."""
+    return Path(os.environ.get(SHIPPED_ENV) or SHIPPED_DIR)
+
+
+def user_dir() -> Path:
+    """The user's own models: ``$LATENTLAB_USER_CHECKPOINTS``, else ``user_checkpoints/`` (not in git)."""
+    return Path(os.environ.get(USER_ENV) or ROOT / "user_checkpoints")
 
 
 def library_versions() -> dict:

@@ -11,41 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from core import data as data_mod
-from core.checkpoints import CheckpointError, describe_folder, load_checkpoint, save_checkpoint
-from core.config import ACTIVATION_NAMES, ARCHS, LIKELIHOODS, ConfigError, ModelConfig
-from core.data import DataError, load_dataset
-from core.evaluate import model_card
-from core.train import PRESETS, Callback, EpochMetrics, TrainConfig, TrainingDiverged, train_model
-
-DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "checkpoints"
-
-
-class TqdmProgress(Callback):
-    """A tqdm bar over all steps, with the last epoch's test loss in its postfix."""
-
-    def on_train_begin(self, total_steps: int, config: TrainConfig) -> None:
-        from tqdm import tqdm
-
-        self.bar = tqdm(total=total_steps, unit="step", dynamic_ncols=True, file=sys.stderr)
-
-    def on_step_end(self, step: int, total_steps: int, loss: float) -> None:
-        self.bar.update(1)
-        if step % 20 == 0:
-            self.bar.set_postfix_str(f"loss {loss:.2f}", refresh=False)
-
-    def on_epoch_end(self, m: EpochMetrics, model) -> None:
-        self.bar.write(
-            file=sys.stderr,
-            s=f"epoch {m.epoch:3d}  train {m.train_loss:8.2f}  test {m.test_loss:8.2f} "
-            f"(recon {m.test_recon:8.2f} + KL {m.test_kl:6.2f})  {m.seconds:5.1f} s",
-        )
-
-    def close(self) -> None:
-        if hasattr(self, "bar"):
-            self.bar.close()
+from core.checkpoints import SHIPPED_DIR, CheckpointError, describe_folder, load_checkpoint, split_path
+from core.config import ACTIVATION_NAMES, ARCHS, KINDS, LIKELIHOODS, ConfigError, ModelConfig, get_kind
+from core.corrupt import CORRUPTIONS
+from core.data import DataError, Dataset, load_dataset
+from core.evaluate import measure_card
+from core.losses import LOSS_FORMS
+from core.pretrain import pretrain
+from core.runs import TqdmProgress, save_run
+from core.train import TrainConfig, TrainingDiverged, train_model
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,7 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model and save it as a checkpoint")
     t.add_argument("--dataset", default="mnist-5k", choices=data_mod.dataset_names())
     t.add_argument("--data-dir", default=None, help="folder in torchvision's layout (default $LATENTLAB_DATA)")
-    t.add_argument("--model", default="vae", choices=list(PRESETS))
+    t.add_argument(
+        "--model", default="vae", choices=list(KINDS), help="; ".join(f"{k}: {v.title}" for k, v in KINDS.items())
+    )
     t.add_argument("--arch", default="conv", choices=ARCHS)
     t.add_argument("--latent", type=int, default=16)
     t.add_argument("--likelihood", default="bernoulli", choices=LIKELIHOODS)
@@ -65,13 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--conv-depth", type=int, default=0, help="extra 3x3 convs per conv stage")
     t.add_argument("--activation", default="silu", choices=list(ACTIVATION_NAMES))
     t.add_argument("--beta", type=float, default=1.0)
-    t.add_argument("--loss-form", default="standard", choices=["standard", "convex"])
+    t.add_argument("--loss-form", default="standard", choices=list(LOSS_FORMS))
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"])
     t.add_argument("--kl-warmup", type=float, default=0.0, help="epochs over which β ramps up")
-    t.add_argument("--noise", default=None, help="corruption for a denoising AE (gaussian, masking, ...)")
+    t.add_argument("--noise", default=None, choices=list(CORRUPTIONS), help="corruption for a denoising AE")
     t.add_argument("--noise-level", type=float, default=None)
     t.add_argument("--sparse", type=float, default=None, help="L1 weight on the code")
     t.add_argument("--contractive", type=float, default=None, help="Jacobian penalty weight")
@@ -94,38 +72,39 @@ def _parser() -> argparse.ArgumentParser:
     pt.add_argument("--no-download", action="store_true")
 
     ls = sub.add_parser("list", help="list a folder of checkpoints")
-    ls.add_argument("folder", nargs="?", default=str(DEFAULT_FOLDER))
+    ls.add_argument("folder", nargs="?", default=str(SHIPPED_DIR))
     ls.add_argument("--data-dir", default=None, help="unused; accepted everywhere for symmetry")
     ls.add_argument("--markdown", action="store_true", help="a Markdown table of the model cards")
     return p
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    kind, overrides = PRESETS[args.model]
-    ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
-    print(ds.describe(), file=sys.stderr)
-    mcfg = ModelConfig(
-        kind=kind,
+def _model_config(args: argparse.Namespace, ds: Dataset) -> ModelConfig:
+    return get_kind(args.model).model_config(
+        ds.image_shape,
+        ds.num_classes,
         arch=args.arch,
-        image_shape=ds.image_shape,
         latent_dim=args.latent,
         likelihood=args.likelihood,
-        num_classes=ds.num_classes if kind == "cvae" else 0,
         hidden=tuple(args.hidden),
         channels=tuple(args.channels or ()),
         fc=args.fc,
         conv_depth=args.conv_depth,
         activation=args.activation,
     )
-    extra = dict(overrides)
-    for key, val in (("noise", args.noise), ("noise_level", args.noise_level)):
-        if val is not None:
-            extra[key] = val
-    if args.sparse is not None:
-        extra["sparse_weight"] = args.sparse
-    if args.contractive is not None:
-        extra["contractive_weight"] = args.contractive
-    tcfg = TrainConfig(
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The kind's training overrides, then what the command line sets explicitly."""
+    extra = dict(get_kind(args.model).train_overrides)
+    for key, value in (
+        ("noise", args.noise),
+        ("noise_level", args.noise_level),
+        ("sparse_weight", args.sparse),
+        ("contractive_weight", args.contractive),
+    ):
+        if value is not None:
+            extra[key] = value
+    return TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -137,6 +116,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         device=args.device,
         **extra,
     )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    ds = load_dataset(args.dataset, args.data_dir, download=not args.no_download)
+    print(ds.describe(), file=sys.stderr)
+    mcfg, tcfg = _model_config(args, ds), _train_config(args)
     tcfg.validate()
     progress = TqdmProgress()
     try:
@@ -152,20 +137,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"after {last.epoch} epochs, {per_epoch:.2f} s/epoch"
     )
     if args.out:
-        card = model_card(model.cpu(), ds.test_x, ds.test_y)
-        card.update(epochs=last.epoch, train_seconds=round(history.seconds, 1), data_source=ds.source_note)
         import torch
 
-        path = save_checkpoint(
-            model,
-            args.out,
-            dataset=ds.info(),
-            train=tcfg.to_dict(),
-            history=history.to_dict(),
-            card=card,
-            dtype=torch.float16 if args.float16 else torch.float32,
-        )
-        print(f"saved {path} and {path.with_suffix('.json').name}")
+        folder, name = split_path(args.out)
+        dtype = torch.float16 if args.float16 else None
+        saved = save_run(model, folder, name, dataset=ds, train=tcfg, history=history, dtype=dtype)
+        print(f"saved {saved.path} and {saved.path.with_suffix('.json').name}")
     return 0
 
 
@@ -173,9 +150,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ckpt = load_checkpoint(args.checkpoint)
     name = args.dataset or ckpt.meta.get("dataset", {}).get("name") or "mnist-5k"
     ds = load_dataset(name, args.data_dir, download=not args.no_download)
-    if ds.image_shape != ckpt.config.image_shape:
-        raise ConfigError(f"{name} images are {ds.image_shape}; {ckpt.name} expects {ckpt.config.image_shape}")
-    card = model_card(ckpt.model, ds.test_x, ds.test_y)
+    ckpt.config.check_data(ds)
+    card = measure_card(ckpt.model, ds.test_x, ds.test_y)
     print(f"{ckpt.name} on {ds.describe()}")
     print(
         f"test loss {card['test_loss']:.2f} nats  recon {card['test_recon']:.2f}  KL {card['test_kl']:.2f}  "
@@ -185,8 +161,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:
-    from core.pretrain import pretrain
-
     built = pretrain(args.data_dir, args.only, args.force, download=not args.no_download)
     print(f"built {len(built)} checkpoint(s): {', '.join(built) or 'none needed'}")
     return 0

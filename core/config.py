@@ -1,14 +1,18 @@
-"""Model configuration: what a checkpoint's JSON records to rebuild its model.
+"""What a model is: its kind (one spec per kind, in :data:`KINDS`) and its configuration (what a
+checkpoint's JSON records to rebuild it).
 
 Torch-free on purpose: listing checkpoints and validating their JSON (the app's sidebar, the
 CLI's ``list``) must not pay for importing torch.
+
+Adding a model kind that an existing network can train (a VAE, an AE or a conditional VAE with
+other training settings) is one :class:`ModelKind` entry in :data:`KINDS` plus its test: the
+CLI's ``--model`` choices, the Train page's menu, the model cards and ``pretrain`` read it.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-MODEL_KINDS = ("vae", "ae", "cvae")
 ARCHS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 ACTIVATION_NAMES = ("relu", "silu", "elu")
@@ -17,6 +21,92 @@ MAX_LATENT = 128
 
 class ConfigError(ValueError):
     """A configuration value is out of range; the message says which and why."""
+
+
+# ---------------------------------------------------------------- model kinds
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One kind of model the app trains and explains.
+
+    network: the network that is built, ``ModelConfig.kind`` ("vae", "ae" or "cvae"; each of
+    them is a kind of its own, whose ``network`` is its name). variational: it encodes to a
+    distribution with a KL term (it has a β and a prior to sample). conditional: the label is
+    an input of encoder and decoder (it needs a labelled data set). train_overrides: fields of
+    ``core.train.TrainConfig`` that make this kind (a denoising AE is an AE trained on noise).
+    """
+
+    name: str
+    title: str
+    help: str
+    network: str
+    variational: bool
+    conditional: bool = False
+    train_overrides: dict = field(default_factory=dict, hash=False)
+
+    def model_config(self, image_shape: tuple[int, int, int], num_classes: int = 0, **arch) -> ModelConfig:
+        """The config of this kind for images (C, H, W) of a data set with ``num_classes`` classes
+        (0: no labels); ``arch`` sets the other ModelConfig fields. ConfigError when the data
+        cannot serve this kind (a conditional model on a data set without labels)."""
+        if self.conditional and num_classes < 2:
+            raise ConfigError(f"a {self.title.lower()} needs class labels, and this data set has none")
+        return ModelConfig(
+            kind=self.network,
+            image_shape=tuple(image_shape),
+            num_classes=num_classes if self.conditional else 0,
+            **arch,
+        )
+
+
+KINDS: dict[str, ModelKind] = {
+    k.name: k
+    for k in (
+        ModelKind("vae", "VAE", "a code distribution pulled towards N(0, I) by the KL term.", "vae", True),
+        ModelKind("ae", "Autoencoder (AE)", "a plain code, no KL.", "ae", False),
+        ModelKind(
+            "dae",
+            "Denoising AE",
+            "learns to undo Gaussian noise (σ 0.5).",
+            "ae",
+            False,
+            train_overrides={"noise": "gaussian", "noise_level": 0.5},
+        ),
+        ModelKind("cvae", "Conditional VAE", "gets the class as an input.", "cvae", True, conditional=True),
+        ModelKind(
+            "sparse", "Sparse AE", "an L1 penalty on the code.", "ae", False, train_overrides={"sparse_weight": 0.1}
+        ),
+        ModelKind(
+            "contractive",
+            "Contractive AE",
+            "a penalty on how fast the code changes with the input.",
+            "ae",
+            False,
+            train_overrides={"contractive_weight": 0.1},
+        ),
+    )
+}
+# The networks ModelConfig.kind can build: the kinds that are their own network.
+NETWORKS = tuple(k.name for k in KINDS.values() if k.network == k.name)
+
+
+def get_kind(name: str) -> ModelKind:
+    """The spec of model kind ``name``; ConfigError naming the choices when there is none."""
+    try:
+        return KINDS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown model kind {name!r}; choose one of {tuple(KINDS)}") from None
+
+
+def is_variational(network: str) -> bool:
+    """Whether a checkpoint's network kind ("vae", "ae", "cvae") has a KL term."""
+    spec = KINDS.get(network)
+    return spec is not None and spec.variational
+
+
+def kinds_help() -> str:
+    """One line per kind, for a menu's help text."""
+    return " ".join(f"{k.title}: {k.help}" for k in KINDS.values())
 
 
 @dataclass(frozen=True)
@@ -45,8 +135,8 @@ class ModelConfig:
         self.validate()
 
     def validate(self) -> None:
-        if self.kind not in MODEL_KINDS:
-            raise ConfigError(f"unknown model kind {self.kind!r}; choose one of {MODEL_KINDS}")
+        if self.kind not in NETWORKS:
+            raise ConfigError(f"unknown model kind {self.kind!r}; choose one of {NETWORKS}")
         if self.arch not in ARCHS:
             raise ConfigError(f"unknown architecture {self.arch!r}; choose one of {ARCHS}")
         if self.likelihood not in LIKELIHOODS:
@@ -66,11 +156,21 @@ class ModelConfig:
 
     @property
     def is_variational(self) -> bool:
-        return self.kind in ("vae", "cvae")
+        return KINDS[self.kind].variational
 
     @property
     def conditional(self) -> bool:
-        return self.kind == "cvae"
+        return KINDS[self.kind].conditional
+
+    def check_data(self, data) -> None:
+        """ConfigError unless ``data`` (a core.data.Dataset) can train or test this model: the
+        same image shape, and for a conditional model labels with ``num_classes`` classes."""
+        if tuple(data.image_shape) != tuple(self.image_shape):
+            raise ConfigError(f"{data.name} images are {tuple(data.image_shape)}, the model expects {self.image_shape}")
+        if self.conditional and (data.train_y is None or data.num_classes != self.num_classes):
+            raise ConfigError(
+                f"a conditional VAE needs class labels ({self.num_classes} classes); {data.name} has none"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)

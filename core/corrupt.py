@@ -1,49 +1,65 @@
-"""Image corruptions for denoising: training a DAE and the denoising demos.
+"""Image corruptions: one spec per kind, read by training (a denoising AE), the CLI, the
+denoising page and its tests.
 
-All take images (B, C, H, W) in [0, 1] and return a corrupted copy in [0, 1].
+Adding a corruption is one function and one :class:`Corruption` entry in :data:`CORRUPTIONS`
+below (plus its test): training validates levels against its ``limit``, the denoising page
+builds its button, slider and chart from the spec, and links accept its name.
+
+Every corruption takes images (B, C, H, W) in [0, 1] and returns a corrupted copy in [0, 1].
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
-CORRUPTIONS = ("gaussian", "salt-pepper", "masking", "occlusion")
+Apply = Callable[[torch.Tensor, float, "_Uniform"], torch.Tensor]
 
 
-def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Corrupt a batch.
+@dataclass(frozen=True)
+class Corruption:
+    """One kind of corruption and how the app offers it.
 
-    kind:
-        gaussian: add N(0, level²) noise, clip to [0, 1] (level = σ in pixel units).
-        salt-pepper: a fraction ``level`` of pixels set to 0 or 1 with equal odds.
-        masking: a fraction ``level`` of pixels set to 0 (Vincent et al. 2010 use 0.25-0.5).
-        occlusion: a square block covering a fraction ``level`` of the image set to 0,
-            at a random place per image.
+    title / button: its name in a sentence heading and on a button. meaning: what ``level``
+    measures, in words. limit: the largest level training and links accept (levels run from 0).
+    low / high / step / default: the denoising page's slider. chart_levels: the levels of its
+    PSNR-against-level chart. apply(x, level, rand): the corruption itself, for level > 0;
+    ``rand(*shape)`` draws uniform numbers in [0, 1) from the caller's generator.
     """
-    if kind not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {kind!r}; choose one of {CORRUPTIONS}")
-    level = float(level)
-    limit = 5.0 if kind == "gaussian" else 1.0
-    if not 0.0 <= level <= limit:
-        raise ValueError(f"{kind} level must be in [0, {limit:g}], got {level}")
-    if level == 0:
-        return x.clone()
 
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=generator, device=x.device, dtype=x.dtype)
+    name: str
+    title: str
+    button: str
+    meaning: str
+    limit: float
+    low: float
+    high: float
+    step: float
+    default: float
+    chart_levels: tuple[float, ...]
+    apply: Apply
 
-    if kind == "gaussian":
-        noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        return (x + level * noise).clamp(0, 1)
-    if kind == "salt-pepper":
-        u = rand(*x.shape)
-        out = x.clone()
-        out[u < level / 2] = 0.0
-        out[(u >= level / 2) & (u < level)] = 1.0
-        return out
-    if kind == "masking":
-        return x * (rand(*x.shape) >= level).to(x.dtype)
-    # occlusion: one square block of area ≈ level · H · W per image
+
+def _gaussian(x: torch.Tensor, level: float, rand) -> torch.Tensor:
+    return (x + level * rand.normal(*x.shape)).clamp(0, 1)
+
+
+def _salt_pepper(x: torch.Tensor, level: float, rand) -> torch.Tensor:
+    u = rand(*x.shape)
+    out = x.clone()
+    out[u < level / 2] = 0.0
+    out[(u >= level / 2) & (u < level)] = 1.0
+    return out
+
+
+def _masking(x: torch.Tensor, level: float, rand) -> torch.Tensor:
+    return x * (rand(*x.shape) >= level).to(x.dtype)
+
+
+def _occlusion(x: torch.Tensor, level: float, rand) -> torch.Tensor:
+    """One black square block of area ≈ level · H · W per image, at a random place."""
     b, _, h, w = x.shape
     side_h = max(1, min(h, round((level * h * w) ** 0.5)))
     side_w = max(1, min(w, round(level * h * w / side_h)))
@@ -55,3 +71,71 @@ def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator
     in_cols = (cols[None] >= left[:, None]) & (cols[None] < (left + side_w)[:, None])  # (B, W)
     block = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (B, 1, H, W)
     return x.masked_fill(block, 0.0)
+
+
+CORRUPTIONS: dict[str, Corruption] = {
+    c.name: c
+    for c in (
+        Corruption(
+            "gaussian", "Gaussian noise", "Gaussian", "σ of the added noise, pixels in [0, 1]",
+            limit=5.0, low=0.05, high=1.0, step=0.05, default=0.5, chart_levels=(0.1, 0.25, 0.5, 0.75, 1.0),
+            apply=_gaussian,
+        ),
+        Corruption(
+            "salt-pepper", "Salt and pepper", "Salt & pepper", "fraction of pixels set to black or white",
+            limit=1.0, low=0.05, high=0.6, step=0.05, default=0.2, chart_levels=(0.05, 0.1, 0.2, 0.35, 0.5),
+            apply=_salt_pepper,
+        ),
+        Corruption(
+            # Vincent et al. (2010) mask 25-50 % of the pixels.
+            "masking", "Masking", "Masking", "fraction of pixels set to black",
+            limit=1.0, low=0.05, high=0.9, step=0.05, default=0.5, chart_levels=(0.1, 0.3, 0.5, 0.7, 0.9),
+            apply=_masking,
+        ),
+        Corruption(
+            "occlusion", "Occlusion", "Occlusion", "area of a black square, as a fraction",
+            limit=1.0, low=0.05, high=0.5, step=0.05, default=0.25, chart_levels=(0.05, 0.15, 0.25, 0.35, 0.5),
+            apply=_occlusion,
+        ),
+    )
+}  # fmt: skip
+
+
+def get_corruption(kind: str) -> Corruption:
+    """The spec of corruption ``kind``; ValueError naming the choices when there is none."""
+    try:
+        return CORRUPTIONS[kind]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown corruption {kind!r}; choose one of {tuple(CORRUPTIONS)}") from None
+
+
+def check_level(kind: str, level: float) -> float:
+    """``level`` as a float within [0, limit] of corruption ``kind``; ValueError otherwise."""
+    spec = get_corruption(kind)
+    level = float(level)
+    if not 0.0 <= level <= spec.limit:
+        raise ValueError(f"{kind} level must be in [0, {spec.limit:g}], got {level}")
+    return level
+
+
+class _Uniform:
+    """``rand(*shape)``: uniform [0, 1) draws, and ``rand.normal(*shape)``, from one generator
+    on the images' device and dtype, so a seed gives the same corruption everywhere."""
+
+    def __init__(self, like: torch.Tensor, generator: torch.Generator | None):
+        self.like, self.generator = like, generator
+
+    def __call__(self, *shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator, device=self.like.device, dtype=self.like.dtype)
+
+    def normal(self, *shape: int) -> torch.Tensor:
+        return torch.randn(shape, generator=self.generator, device=self.like.device, dtype=self.like.dtype)
+
+
+def corrupt(x: torch.Tensor, kind: str, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Corrupt a batch x (B, C, H, W) in [0, 1] with corruption ``kind`` at ``level`` (its spec's
+    ``meaning``); level 0 returns a copy. Raises ValueError for an unknown kind or level."""
+    level = check_level(kind, level)
+    if level == 0:
+        return x.clone()
+    return CORRUPTIONS[kind].apply(x, level, _Uniform(x, generator))

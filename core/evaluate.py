@@ -104,7 +104,7 @@ def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> int:
     return int((unit_activity(mu) > threshold).sum())
 
 
-def model_card(model: AutoEncoder, x_test: np.ndarray, y_test: np.ndarray | None = None, seed: int = 0) -> dict:
+def measure_card(model: AutoEncoder, x_test: np.ndarray, y_test: np.ndarray | None = None, seed: int = 0) -> dict:
     """The figures a checkpoint's JSON carries about its test split (nats per example)."""
     m = evaluate(model, x_test, y_test, seed=seed)
     mu, _ = encode_dataset(model, x_test, y_test)

@@ -7,16 +7,15 @@ page keeps the job in its session state and polls it, so the run survives page r
 never blocks the server's other sessions. Jobs of every session share a few slots (one per
 core): more runs at once would only slow each other down, so the rest wait, cancellable.
 
-A finished training run saves itself as a new user checkpoint (:func:`save_new_checkpoint`),
-under a name no other run has taken, so two people training at once never overwrite each
-other. Nothing here imports Streamlit.
+A finished training run saves itself as a new user checkpoint through
+:func:`core.runs.save_run`, under a name no other run has taken, so two people training at
+once never overwrite each other. Nothing here imports Streamlit.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,13 +26,13 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import torch
 
-from core.checkpoints import CheckpointError, check_name, save_checkpoint
+from core.checkpoints import CheckpointError, check_name
 from core.config import ConfigError, ModelConfig
 from core.data import Dataset
-from core.evaluate import model_card
 from core.latent import reconstruct
 from core.models import AutoEncoder, build_model
-from core.sweep import JobResult, SweepCallback, SweepResult, available_cores, run_sweep
+from core.runs import SavedModel, save_run
+from core.sweep import JobResult, SweepCallback, SweepResult, available_cores, check_sweep, run_sweep
 from core.train import Callback, EpochMetrics, History, TrainConfig, TrainingDiverged, fit
 
 T = TypeVar("T")
@@ -130,83 +129,6 @@ class Job(Generic[P, T]):
         if self.started is None:
             return 0.0
         return (self.finished or time.perf_counter()) - self.started
-
-
-# ---------------------------------------------------------------- saving under a free name
-
-
-@dataclass
-class SavedModel:
-    """Where a run was saved: ``name`` is the name used, ``asked`` the one asked for."""
-
-    name: str
-    asked: str
-    path: Path  # the .safetensors file
-
-    @property
-    def renamed(self) -> bool:
-        return self.name != self.asked
-
-
-def _candidates(name: str, limit: int = 1000):
-    yield name
-    for i in range(2, limit):
-        suffix = f"-{i}"
-        yield name[: 100 - len(suffix)] + suffix
-
-
-def save_new_checkpoint(
-    model: AutoEncoder,
-    folder: str | os.PathLike,
-    name: str,
-    *,
-    dataset: Dataset,
-    train: TrainConfig,
-    history: History,
-) -> SavedModel:
-    """Save ``model`` in ``folder`` as ``name``, or ``name-2``, ``name-3``, ... when taken.
-
-    Never overwrites: each candidate name is reserved with an exclusively created lock file
-    (``.NAME.lock``, ignored by listings) before it is checked and written, so two runs that
-    finish at the same moment with the same name get different names. The JSON carries the
-    model card measured on the data set's test split. Raises CheckpointError.
-    """
-    check_name(name)
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise CheckpointError(f"cannot create checkpoint folder {folder}: {exc.strerror or exc}") from exc
-    card = model_card(model, dataset.test_x, dataset.test_y)
-    last = history.last
-    card.update(
-        epochs=last.epoch if last else 0, train_seconds=round(history.seconds, 1), data_source=dataset.source_note
-    )
-    for candidate in _candidates(name):
-        lock = folder / f".{candidate}.lock"
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            continue  # another run is saving under this name right now
-        except OSError as exc:
-            raise CheckpointError(f"cannot write in checkpoint folder {folder}: {exc.strerror or exc}") from exc
-        try:
-            if (folder / f"{candidate}.safetensors").exists() or (folder / f"{candidate}.json").exists():
-                continue
-            path = save_checkpoint(
-                model,
-                folder / candidate,
-                dataset=dataset.info(),
-                train=train.to_dict(),
-                history=history.to_dict(),
-                card=card,
-                overwrite=False,
-            )
-            return SavedModel(name=candidate, asked=name, path=path)
-        finally:
-            os.close(fd)
-            lock.unlink(missing_ok=True)
-    raise CheckpointError(f"no free name left for {name!r} in {folder}")
 
 
 # ---------------------------------------------------------------- a training run
@@ -322,11 +244,7 @@ def check_request(request: TrainRequest) -> None:
     with a message for people otherwise. Called before the thread starts."""
     request.train_config.validate()
     check_name(request.name)
-    mcfg, data = request.model_config, request.dataset
-    if tuple(data.image_shape) != tuple(mcfg.image_shape):
-        raise ConfigError(f"{data.name} images are {data.image_shape}, the model is built for {mcfg.image_shape}")
-    if mcfg.conditional and (data.train_y is None or data.num_classes != mcfg.num_classes):
-        raise ConfigError(f"a conditional VAE needs class labels; {data.name} has none")
+    request.model_config.check_data(request.dataset)
 
 
 def _train(job: Job[TrainProgress, TrainOutcome], request: TrainRequest) -> TrainOutcome:
@@ -343,8 +261,8 @@ def _train(job: Job[TrainProgress, TrainOutcome], request: TrainRequest) -> Trai
         done = len(history.epochs)
         return TrainOutcome("cancelled", model, history, f"cancelled after {done} finished epoch(s) of {config.epochs}")
     try:
-        saved = save_new_checkpoint(
-            model, request.folder, request.name, dataset=request.dataset, train=config, history=history
+        saved = save_run(
+            model, request.folder, request.name, dataset=request.dataset, train=config, history=history, unique=True
         )
     except CheckpointError as exc:
         # The weights stay in the outcome: the page says why and offers to save them again
@@ -364,13 +282,14 @@ def save_outcome(outcome: TrainOutcome, request: TrainRequest) -> SavedModel:
     """Save a cancelled or diverged run's weights (the last finished epoch's) on request."""
     if not outcome.history.epochs:
         raise CheckpointError("no epoch finished, so there are no trained weights to save")
-    outcome.saved = save_new_checkpoint(
+    outcome.saved = save_run(
         outcome.model,
         request.folder,
         request.name,
         dataset=request.dataset,
         train=replace(request.train_config, epochs=len(outcome.history.epochs)),
         history=outcome.history,
+        unique=True,
     )
     return outcome.saved
 
@@ -418,16 +337,6 @@ class _SweepReporter(SweepCallback):
         return self.job.cancelled
 
 
-def check_sweep(betas: list[float], model_config: ModelConfig, train_config: TrainConfig) -> None:
-    """What :func:`core.sweep.run_sweep` would refuse, refused here before a thread starts."""
-    if not model_config.is_variational:
-        raise ConfigError("a β sweep needs a VAE model (kind 'vae' or 'cvae')")
-    if not betas or len(set(betas)) != len(betas):
-        raise ConfigError(f"give one or more different β values, got {betas}")
-    for b in betas:
-        replace(train_config, beta=float(b)).validate()
-
-
 def start_sweep(
     betas: list[float], model_config: ModelConfig, dataset: Dataset, train_config: TrainConfig
 ) -> Job[SweepProgress, SweepResult]:
@@ -435,10 +344,7 @@ def start_sweep(
     after another in this process (for small models this beats starting worker processes,
     which each import torch), and tabulate them on ``dataset.test_x``."""
     betas = [float(b) for b in betas]
-    check_sweep(betas, model_config, train_config)
-    if dataset.image_shape != tuple(model_config.image_shape):
-        shape = tuple(model_config.image_shape)
-        raise ConfigError(f"{dataset.name} images are {dataset.image_shape}, the model expects {shape}")
+    check_sweep(betas, model_config, train_config, dataset)
 
     def work(job: Job[SweepProgress, SweepResult]) -> SweepResult:
         return run_sweep(betas, model_config, dataset, train_config, workers=1, callback=_SweepReporter(job, betas))

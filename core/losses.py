@@ -59,6 +59,17 @@ def reconstruction_nll(
     raise ValueError(f"unknown likelihood {likelihood!r}")
 
 
+def check_objective(beta: float, form: str) -> None:
+    """ValueError unless β and the loss form make an objective: β finite and ≥ 0, and ≤ 1 for
+    the convex form (whose reconstruction weight 1 − β must not turn negative)."""
+    if form not in LOSS_FORMS:
+        raise ValueError(f"unknown loss form {form!r}; choose one of {LOSS_FORMS}")
+    if not math.isfinite(beta) or beta < 0:
+        raise ValueError(f"β must be a finite number ≥ 0, got {beta}")
+    if form == "convex" and beta > 1:
+        raise ValueError(f"the (1-β)·recon + β·KL form needs 0 ≤ β ≤ 1, got {beta}")
+
+
 @dataclass
 class Objective:
     """How reconstruction and KL are combined into the training loss."""
@@ -67,12 +78,7 @@ class Objective:
     form: str = "standard"  # "standard": recon + β·KL; "convex": (1-β)·recon + β·KL
 
     def __post_init__(self) -> None:
-        if self.form not in LOSS_FORMS:
-            raise ValueError(f"unknown loss form {self.form!r}; choose one of {LOSS_FORMS}")
-        if not math.isfinite(self.beta) or self.beta < 0:
-            raise ValueError(f"β must be a finite number ≥ 0, got {self.beta}")
-        if self.form == "convex" and self.beta > 1:
-            raise ValueError(f"the (1-β)·recon + β·KL form needs 0 ≤ β ≤ 1, got {self.beta}")
+        check_objective(self.beta, self.form)
 
     def __call__(self, recon: torch.Tensor, kl: torch.Tensor, beta: float | None = None) -> torch.Tensor:
         """Per-example loss (B,) from per-example terms (B,); ``beta`` overrides (KL warm-up)."""

@@ -18,14 +18,13 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoints import CheckpointError, read_meta, save_checkpoint
-from core.config import ConfigError, ModelConfig
+from core.checkpoints import SHIPPED_DIR, CheckpointError, read_meta
+from core.config import ConfigError, ModelConfig, get_kind
 from core.data import Dataset, load_dataset
-from core.evaluate import model_card
-from core.models import AutoEncoder
+from core.runs import TqdmProgress, save_run
 from core.train import Callback, TrainConfig, train_model
 
-CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
+CHECKPOINTS = SHIPPED_DIR
 MANIFEST = CHECKPOINTS / "manifest.json"
 STORAGE = {"float32": torch.float32, "float16": torch.float16}
 
@@ -54,10 +53,10 @@ class Entry:
         }
 
     def model_config(self, data: Dataset) -> ModelConfig:
-        extra = {"image_shape": data.image_shape}
-        if self.model.get("kind") == "cvae":
-            extra["num_classes"] = data.num_classes
-        return ModelConfig.from_dict({**self.model, **extra})
+        """The entry's model for ``data``: its kind's config for the data's images and classes."""
+        fields = {k: v for k, v in self.model.items() if k not in ("kind", "image_shape", "num_classes")}
+        ModelConfig.from_dict(fields)  # unknown keys are refused with the list of them
+        return get_kind(self.model.get("kind", "vae")).model_config(data.image_shape, data.num_classes, **fields)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.train)
@@ -88,14 +87,6 @@ def is_up_to_date(entry: Entry, folder: Path = CHECKPOINTS) -> bool:
     return (folder / f"{entry.name}.safetensors").is_file() and meta.get("manifest_entry") == entry.raw()
 
 
-def _round_to_storage(model: AutoEncoder, dtype: torch.dtype) -> None:
-    """Round the weights through the storage type so the card measures what is shipped."""
-    with torch.no_grad():
-        for p in model.state_dict().values():
-            if p.is_floating_point():
-                p.copy_(p.to(dtype).to(p.dtype))
-
-
 def build_entry(
     entry: Entry,
     data_dir: str | None = None,
@@ -109,21 +100,11 @@ def build_entry(
         print(f"warning: {entry.name} is trained on {data.source_note}, not the full set", file=sys.stderr)
     mcfg, tcfg = entry.model_config(data), entry.train_config()
     model, history = train_model(mcfg, data, tcfg, callbacks)
-    model.cpu().eval()
-    dtype = STORAGE[entry.storage]
-    _round_to_storage(model, dtype)
-    card = model_card(model, data.test_x, data.test_y, seed=tcfg.seed)
-    card.update(epochs=len(history.epochs), train_seconds=round(history.seconds, 1), data_source=data.source_note)
-    return save_checkpoint(
-        model,
-        folder / entry.name,
-        dataset=data.info(),
-        train=tcfg.to_dict(),
-        history=history.to_dict(),
-        card=card,
-        dtype=dtype,
-        extra={"manifest_entry": entry.raw(), "title": entry.title, "notes": entry.notes},
+    extra = {"manifest_entry": entry.raw(), "title": entry.title, "notes": entry.notes}
+    saved = save_run(
+        model, folder, entry.name, dataset=data, train=tcfg, history=history, dtype=STORAGE[entry.storage], extra=extra
     )
+    return saved.path
 
 
 def pretrain(
@@ -135,8 +116,6 @@ def pretrain(
     download: bool = True,
 ) -> list[str]:
     """Build every manifest entry (or those in ``only``) that is not up to date."""
-    from core.cli import TqdmProgress
-
     entries = read_manifest(manifest)
     if only:
         unknown = set(only) - {e.name for e in entries}

@@ -396,6 +396,18 @@ def _measure_row(model: AutoEncoder, dataset: Dataset, config: TrainConfig) -> S
     )
 
 
+def check_sweep(betas: Sequence[float], model_config: ModelConfig, train_config: TrainConfig, dataset: Dataset) -> None:
+    """ConfigError unless the sweep can run: a VAE, distinct β values that each make a valid
+    training config, and data that fit the model. The app checks this before a thread starts."""
+    if not model_config.is_variational:
+        raise ConfigError("a β sweep needs a VAE model (kind 'vae' or 'cvae')")
+    if not betas or len(set(betas)) != len(betas):
+        raise ConfigError(f"give one or more different β values, got {list(betas)}")
+    for b in betas:
+        replace(train_config, beta=float(b)).validate()
+    model_config.check_data(dataset)
+
+
 def run_sweep(
     betas: Sequence[float],
     model_config: ModelConfig,
@@ -410,12 +422,9 @@ def run_sweep(
     Rows are measured on ``dataset.test_x``. ``train_config.loss_form`` picks the objective
     ("standard": recon + β·KL, or "convex": (1-β)·recon + β·KL, which needs β ≤ 1).
     """
-    if not model_config.is_variational:
-        raise ConfigError("a β sweep needs a VAE model (kind 'vae' or 'cvae')")
     betas = [float(b) for b in betas]
-    if not betas or len(set(betas)) != len(betas):
-        raise ConfigError(f"give one or more different β values, got {betas}")
     base = train_config or TrainConfig()
+    check_sweep(betas, model_config, base, dataset)
     jobs = [TrainJob(model_config, dataset, replace(base, beta=b), tag=f"β={b:g}") for b in betas]
     t0 = time.perf_counter()
     cores = available_cores()

@@ -7,7 +7,6 @@ and it keeps runs reproducible (the same seed gives the same numbers on the same
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,8 +17,8 @@ from core.config import ConfigError, ModelConfig
 from core.corrupt import CORRUPTIONS, corrupt
 from core.data import Dataset
 from core.evaluate import Metrics, evaluate
-from core.losses import LOSS_FORMS, Objective
-from core.models import AutoEncoder, build_model
+from core.losses import Objective, check_objective
+from core.models import AutoEncoder, ModelOutput, build_model
 
 MAX_EPOCHS = 10_000
 MAX_LR = 1.0
@@ -55,19 +54,17 @@ class TrainConfig:
             raise bad(f"batch size must be a positive integer, got {self.batch_size}")
         if not (math.isfinite(self.lr) and 0 < self.lr <= MAX_LR):
             raise bad(f"learning rate must be in (0, {MAX_LR}], got {self.lr}")
-        if not math.isfinite(self.beta) or self.beta < 0:
-            raise bad(f"β must be a finite number ≥ 0, got {self.beta}")
-        if self.loss_form not in LOSS_FORMS:
-            raise bad(f"unknown loss form {self.loss_form!r}; choose one of {LOSS_FORMS}")
-        if self.loss_form == "convex" and self.beta > 1:
-            raise bad(f"the (1-β)·recon + β·KL form needs 0 ≤ β ≤ 1, got {self.beta}")
+        try:
+            check_objective(self.beta, self.loss_form)
+        except ValueError as exc:
+            raise bad(str(exc)) from None
         if not math.isfinite(self.kl_warmup_epochs) or self.kl_warmup_epochs < 0:
             raise bad(f"KL warm-up must be ≥ 0 epochs, got {self.kl_warmup_epochs}")
         if self.lr_schedule not in ("constant", "cosine"):
             raise bad(f"unknown learning-rate schedule {self.lr_schedule!r}")
         if self.noise is not None and self.noise not in CORRUPTIONS:
-            raise bad(f"unknown noise {self.noise!r}; choose one of {CORRUPTIONS}")
-        if self.noise is not None and not 0 < self.noise_level <= (5 if self.noise == "gaussian" else 1):
+            raise bad(f"unknown noise {self.noise!r}; choose one of {tuple(CORRUPTIONS)}")
+        if self.noise is not None and not 0 < self.noise_level <= CORRUPTIONS[self.noise].limit:
             raise bad(f"noise level for {self.noise} out of range: {self.noise_level}")
         for name in ("sparse_weight", "contractive_weight"):
             v = getattr(self, name)
@@ -183,6 +180,170 @@ def _snapshot(model: torch.nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+@dataclass
+class _Run:
+    """One training run's moving parts, made once by :func:`_start_run` and shared by its steps.
+
+    x_train (N, C, H, W) and y_train (N,) sit on ``device``; ``batches`` is the generator of the
+    epoch permutations, ``noise`` the one of the corruption and flips (seeded apart, so adding
+    noise does not change the batch order). ``good_state`` is the last finished epoch's weights.
+    """
+
+    model: AutoEncoder
+    config: TrainConfig
+    device: torch.device
+    x_train: torch.Tensor
+    y_train: torch.Tensor | None
+    batch_size: int
+    steps_per_epoch: int
+    total_steps: int
+    objective: Objective
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    batches: torch.Generator
+    noise: torch.Generator
+    good_state: dict
+    history: History
+    step: int = 0
+
+
+def _start_run(model: AutoEncoder, data: Dataset, config: TrainConfig) -> _Run:
+    """Check the settings against the data, move everything to the device, build the optimizer."""
+    config.validate()
+    model.config.check_data(data)
+    history = History()
+    device = pick_device(config.device)
+    model.to(device).train()
+    torch.manual_seed(config.seed)
+    x_train = torch.as_tensor(data.train_x).to(device)
+    y_train = torch.as_tensor(data.train_y).to(device) if model.config.conditional else None
+    n, batch_size = len(x_train), config.batch_size
+    if batch_size > n:
+        history.warnings.append(f"batch size {batch_size} is larger than the {n} training images; using {n}")
+        batch_size = n
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    # The fused kernel is ~5% faster per step on CPU and CUDA; MPS lacks it.
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
+    cosine = config.lr_schedule == "cosine"
+    return _Run(
+        model=model,
+        config=config,
+        device=device,
+        x_train=x_train,
+        y_train=y_train,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        objective=Objective(config.beta, config.loss_form),
+        opt=opt,
+        sched=torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps) if cosine else None,
+        batches=torch.Generator().manual_seed(config.seed),
+        noise=torch.Generator(device=device).manual_seed(config.seed + 1),
+        good_state=_snapshot(model),
+        history=history,
+    )
+
+
+def _step_beta(run: _Run) -> float:
+    """β for the next step: ramped linearly from 0 over the KL warm-up, then ``config.beta``."""
+    config = run.config
+    if config.kl_warmup_epochs <= 0:
+        return config.beta
+    return config.beta * min(1.0, (run.step + 1) / (config.kl_warmup_epochs * run.steps_per_epoch))
+
+
+def train_step(run: _Run, idx: torch.Tensor, beta: float, where: str) -> tuple[torch.Tensor, ModelOutput]:
+    """One optimizer step on the training rows ``idx`` (B,): returns the per-example loss (B,)
+    and the model's output. Raises TrainingDiverged (weights restored) on a NaN/inf loss or
+    gradient; ``where`` names the step in that message."""
+    model, config = run.model, run.config
+    xb = run.x_train[idx]
+    yb = run.y_train[idx] if run.y_train is not None else None
+    if config.augment_flip:
+        flip = torch.rand(len(xb), generator=run.noise, device=run.device) < 0.5
+        xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+    xin = corrupt(xb, config.noise, config.noise_level, run.noise) if config.noise else xb
+    out = model(xin, yb, target=xb)
+    loss_b = run.objective(out.recon, out.kl, beta)
+    if config.sparse_weight:
+        loss_b = loss_b + config.sparse_weight * out.mu.abs().sum(1)
+    if config.contractive_weight:
+        loss_b = loss_b + config.contractive_weight * _contractive_penalty(model, xin, yb)
+    loss = loss_b.mean()
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    # A NaN gradient with a finite loss shows up as a NaN loss on the next step.
+    clip = config.grad_clip
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), clip) if clip else torch.zeros(())
+    if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+        model.load_state_dict(run.good_state)
+        last = f"epoch {run.history.last.epoch}" if run.history.last else "the initial weights"
+        raise TrainingDiverged(
+            f"training diverged at {where} (loss {loss.item():.4g}, gradient norm {grad_norm.item():.4g}); "
+            f"restored the weights of {last}. Try a smaller learning rate than {config.lr:g}.",
+            run.history,
+        )
+    run.opt.step()
+    if run.sched is not None:
+        run.sched.step()
+    run.step += 1
+    return loss_b, out
+
+
+def _report_step(run: _Run, callbacks: list[Callback], loss_b: torch.Tensor, out: ModelOutput) -> bool:
+    """Tell the callbacks about the step just taken; True when one of them asks to stop."""
+    loss = loss_b.mean().item()
+    for cb in callbacks:
+        cb.on_step_end(run.step, run.total_steps, loss)
+    # Reading the terms costs a device sync per step: only for callbacks that want them.
+    term_callbacks = [cb for cb in callbacks if type(cb).on_step_terms is not Callback.on_step_terms]
+    if term_callbacks:
+        recon_b, kl_b = torch.stack([out.recon.detach().mean(), out.kl.detach().mean()]).tolist()
+        for cb in term_callbacks:
+            cb.on_step_terms(run.step, recon_b, kl_b)
+    return any(cb.should_stop() for cb in callbacks)
+
+
+def train_epoch(run: _Run, epoch: int, callbacks: list[Callback]) -> tuple[list[float], int, float]:
+    """One pass over the training images in a fresh seeded order. Returns the epoch's mean
+    (loss, recon, KL) in nats per example, the examples seen (fewer than N when cancelled, which
+    sets ``history.cancelled``) and the β of its last step."""
+    n = len(run.x_train)
+    sums = torch.zeros(3, dtype=torch.float64, device=run.device)
+    seen, beta = 0, run.config.beta
+    perm = torch.randperm(n, generator=run.batches).to(run.device)
+    for i in range(run.steps_per_epoch):
+        idx = perm[i * run.batch_size : (i + 1) * run.batch_size]
+        beta = _step_beta(run)
+        loss_b, out = train_step(run, idx, beta, where=f"epoch {epoch}, step {i + 1}")
+        seen += len(idx)
+        sums += torch.stack([loss_b.detach().sum(), out.recon.detach().sum(), out.kl.detach().sum()]).double()
+        if _report_step(run, callbacks, loss_b, out):
+            run.history.cancelled = True
+            break
+    return (sums / max(seen, 1)).cpu().tolist(), seen, beta
+
+
+def eval_epoch(run: _Run, data: Dataset, epoch: int, train_means: list[float], beta: float, t_epoch: float):
+    """Score the test split after an epoch and record it: returns its :class:`EpochMetrics`."""
+    train_seconds = time.perf_counter() - t_epoch
+    test: Metrics = evaluate(run.model, data.test_x, data.test_y, seed=run.config.seed)
+    return EpochMetrics(
+        epoch=epoch,
+        train_loss=train_means[0],
+        train_recon=train_means[1],
+        train_kl=train_means[2],
+        test_loss=test.loss,
+        test_recon=test.recon,
+        test_kl=test.kl,
+        beta=beta,
+        lr=run.opt.param_groups[0]["lr"],
+        seconds=time.perf_counter() - t_epoch,
+        train_seconds=train_seconds,
+    )
+
+
 def fit(
     model: AutoEncoder,
     data: Dataset,
@@ -199,129 +360,27 @@ def fit(
         TrainingDiverged: the loss became NaN/inf; the model is restored to the weights of
             the last finished epoch (or its initial weights).
     """
-    config.validate()
     callbacks = callbacks or []
-    mcfg: ModelConfig = model.config
-    if tuple(data.image_shape) != tuple(mcfg.image_shape):
-        raise ConfigError(f"data images are {data.image_shape}, the model expects {mcfg.image_shape}")
-    if mcfg.conditional and (data.train_y is None or data.num_classes != mcfg.num_classes):
-        raise ConfigError(f"a conditional VAE needs {mcfg.num_classes}-class labels; {data.name} has none")
-
-    history = History()
-    device = pick_device(config.device)
-    model.to(device).train()
-    torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    noise_gen = torch.Generator(device=device).manual_seed(config.seed + 1)
-
-    x_train = torch.as_tensor(data.train_x).to(device)
-    y_train = torch.as_tensor(data.train_y).to(device) if mcfg.conditional else None
-    n = len(x_train)
-    batch_size = config.batch_size
-    if batch_size > n:
-        history.warnings.append(f"batch size {batch_size} is larger than the {n} training images; using {n}")
-        batch_size = n
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = steps_per_epoch * config.epochs
-
-    objective = Objective(config.beta, config.loss_form)
-    # The fused kernel is ~5% faster per step on CPU and CUDA; MPS lacks it.
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, fused=device.type in ("cpu", "cuda"))
-    sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total_steps) if config.lr_schedule == "cosine" else None
-    )
+    run = _start_run(model, data, config)
+    history = run.history
     for cb in callbacks:
-        cb.on_train_begin(total_steps, config)
-    term_callbacks = [cb for cb in callbacks if type(cb).on_step_terms is not Callback.on_step_terms]
-
-    good_state = _snapshot(model)
+        cb.on_train_begin(run.total_steps, config)
     t_start = time.perf_counter()
-    step = 0
-    for epoch in range(1, config.epochs + 1):
-        t_epoch = time.perf_counter()
-        sums = torch.zeros(3, dtype=torch.float64, device=device)
-        seen = 0
-        perm = torch.randperm(n, generator=gen).to(device)
-        beta = config.beta
-        for i in range(steps_per_epoch):
-            idx = perm[i * batch_size : (i + 1) * batch_size]
-            xb = x_train[idx]
-            yb = y_train[idx] if y_train is not None else None
-            if config.augment_flip:
-                flip = torch.rand(len(xb), generator=noise_gen, device=device) < 0.5
-                xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
-            xin = corrupt(xb, config.noise, config.noise_level, noise_gen) if config.noise else xb
-            if config.kl_warmup_epochs > 0:
-                beta = config.beta * min(1.0, (step + 1) / (config.kl_warmup_epochs * steps_per_epoch))
-            out = model(xin, yb, target=xb)
-            loss_b = objective(out.recon, out.kl, beta)
-            if config.sparse_weight:
-                loss_b = loss_b + config.sparse_weight * out.mu.abs().sum(1)
-            if config.contractive_weight:
-                loss_b = loss_b + config.contractive_weight * _contractive_penalty(model, xin, yb)
-            loss = loss_b.mean()
-
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            # A NaN gradient with a finite loss shows up as a NaN loss on the next step.
-            grad_norm = (
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                if config.grad_clip
-                else torch.zeros(())
-            )
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
-                model.load_state_dict(good_state)
-                history.seconds = time.perf_counter() - t_start
-                where = f"epoch {epoch}, step {i + 1}"
-                last = f"epoch {history.last.epoch}" if history.last else "the initial weights"
-                raise TrainingDiverged(
-                    f"training diverged at {where} (loss {loss.item():.4g}, gradient norm "
-                    f"{grad_norm.item():.4g}); restored the weights of {last}. "
-                    f"Try a smaller learning rate than {config.lr:g}.",
-                    history,
-                )
-            opt.step()
-            if sched is not None:
-                sched.step()
-            step += 1
-            bs = len(idx)
-            seen += bs
-            sums += torch.stack([loss_b.detach().sum(), out.recon.detach().sum(), out.kl.detach().sum()]).double()
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t_epoch = time.perf_counter()
+            means, seen, beta = train_epoch(run, epoch, callbacks)
+            if history.cancelled and seen < len(run.x_train):
+                break  # a partial epoch is not an epoch: keep the history to finished ones
+            metrics = eval_epoch(run, data, epoch, means, beta, t_epoch)
+            history.epochs.append(metrics)
+            run.good_state = _snapshot(model)
             for cb in callbacks:
-                cb.on_step_end(step, total_steps, loss.item())
-            if term_callbacks:
-                recon_b, kl_b = torch.stack([out.recon.detach().mean(), out.kl.detach().mean()]).tolist()
-                for cb in term_callbacks:
-                    cb.on_step_terms(step, recon_b, kl_b)
-            if any(cb.should_stop() for cb in callbacks):
-                history.cancelled = True
+                cb.on_epoch_end(metrics, model)
+            if history.cancelled:
                 break
-
-        if history.cancelled and seen < n:
-            break  # a partial epoch is not an epoch: keep the history to finished ones
-        train_seconds = time.perf_counter() - t_epoch
-        test: Metrics = evaluate(model, data.test_x, data.test_y, seed=config.seed)
-        tr = (sums / max(seen, 1)).cpu().tolist()
-        em = EpochMetrics(
-            epoch=epoch,
-            train_loss=tr[0],
-            train_recon=tr[1],
-            train_kl=tr[2],
-            test_loss=test.loss,
-            test_recon=test.recon,
-            test_kl=test.kl,
-            beta=beta,
-            lr=opt.param_groups[0]["lr"],
-            seconds=time.perf_counter() - t_epoch,
-            train_seconds=train_seconds,
-        )
-        history.epochs.append(em)
-        good_state = _snapshot(model)
-        for cb in callbacks:
-            cb.on_epoch_end(em, model)
-        if history.cancelled:
-            break
-    history.seconds = time.perf_counter() - t_start
+    finally:
+        history.seconds = time.perf_counter() - t_start
     model.eval()
     return history
 
@@ -338,20 +397,3 @@ def train_model(
     model = build_model(model_config)
     history = fit(model, data, config, callbacks)
     return model, history
-
-
-def copy_model(model: AutoEncoder) -> AutoEncoder:
-    """A deep copy (cached models are never mutated; training works on a copy)."""
-    return copy.deepcopy(model)
-
-
-# Named recipes for the model menu: (model kind, training overrides). A denoising AE is an
-# AE trained on corrupted inputs; sparse and contractive AEs add their penalty.
-PRESETS: dict[str, tuple[str, dict]] = {
-    "vae": ("vae", {}),
-    "ae": ("ae", {}),
-    "cvae": ("cvae", {}),
-    "dae": ("ae", {"noise": "gaussian", "noise_level": 0.5}),
-    "sparse": ("ae", {"sparse_weight": 0.1}),
-    "contractive": ("ae", {"contractive_weight": 0.1}),
-}

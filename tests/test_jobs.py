@@ -94,16 +94,17 @@ def test_two_runs_saving_the_same_name_at_once_get_different_names(tmp_path):
     data = tiny_dataset(64)
     torch.manual_seed(0)
     from core.models import build_model
+    from core.runs import SavedModel, save_run
     from core.train import History
 
     models = [build_model(MLP) for _ in range(4)]
     barrier = threading.Barrier(len(models))
-    saved: list[jobs.SavedModel] = []
+    saved: list[SavedModel] = []
 
     def save(model):
         barrier.wait()
         saved.append(
-            jobs.save_new_checkpoint(model, tmp_path, "same", dataset=data, train=TrainConfig(), history=History())
+            save_run(model, tmp_path, "same", dataset=data, train=TrainConfig(), history=History(), unique=True)
         )
 
     threads = [threading.Thread(target=save, args=(m,)) for m in models]

@@ -46,7 +46,7 @@ def family_folder() -> Path:
     from core.checkpoints import save_checkpoint
     from core.config import ModelConfig
     from core.data import load_dataset
-    from core.evaluate import model_card
+    from core.evaluate import measure_card
     from core.train import TrainConfig, train_model
 
     torch.set_num_threads(1)
@@ -59,7 +59,7 @@ def family_folder() -> Path:
     for beta in FAMILY_BETAS:
         tcfg = TrainConfig(epochs=1, batch_size=128, lr=3e-3, beta=beta, device="cpu")
         model, _ = train_model(mcfg, ds, tcfg)
-        card = model_card(model, ds.test_x, ds.test_y)
+        card = measure_card(model, ds.test_x, ds.test_y)
         card.update(epochs=1, data_source=ds.source_note)
         save_checkpoint(model, root / f"tiny-bvae-b{beta:g}", dataset=ds.info(), train=tcfg.to_dict(), card=card)
     return root

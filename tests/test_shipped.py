@@ -4,7 +4,7 @@ import pytest
 
 from core.checkpoints import list_checkpoints, load_checkpoint
 from core.data import load_dataset
-from core.evaluate import model_card
+from core.evaluate import measure_card
 from core.pretrain import CHECKPOINTS, MANIFEST, read_manifest
 from tests.conftest import requires_shared_data, shared_data_dir
 
@@ -47,7 +47,7 @@ def test_each_checkpoint_loads_and_matches_its_entry(entry):
 def test_recorded_test_metric_reproduces(entry):
     ckpt = load_checkpoint(CHECKPOINTS / entry.name)
     data = load_dataset(entry.dataset, shared_data_dir(), download=False)
-    card = model_card(ckpt.model, data.test_x, data.test_y, seed=ckpt.meta["card"]["eval_seed"])
+    card = measure_card(ckpt.model, data.test_x, data.test_y, seed=ckpt.meta["card"]["eval_seed"])
     recorded = ckpt.meta["card"]
     assert card["test_loss"] == pytest.approx(recorded["test_loss"], abs=0.05)
     assert card["active_units"] == recorded["active_units"]
