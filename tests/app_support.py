@@ -52,7 +52,7 @@ def model_folder() -> Path:
     from core.checkpoints import save_checkpoint
     from core.config import ModelConfig
     from core.data import load_dataset
-    from core.evaluate import model_card
+    from core.evaluate import measure_card
     from core.train import TrainConfig, train_model
 
     torch.set_num_threads(1)
@@ -75,7 +75,7 @@ def model_folder() -> Path:
             epochs=1 if dataset == "mnist-5k" else 3, batch_size=128, lr=3e-3, seed=0, device="cpu", **noise
         )
         model, history = train_model(mcfg, ds, tcfg)
-        card = model_card(model, ds.test_x, ds.test_y)
+        card = measure_card(model, ds.test_x, ds.test_y)
         card.update(epochs=history.last.epoch, data_source=ds.source_note)
         save_checkpoint(model, root / name, dataset=ds.info(), train=tcfg.to_dict(), card=card)
     (root / f"{BROKEN}.json").write_text("{not json", encoding="utf-8")
