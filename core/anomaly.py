@@ -20,8 +20,9 @@ import torch
 from core.config import ModelConfig
 from core.data import Dataset
 from core.denoise import fit_pca, pca_reconstruct
-from core.evaluate import model_device
+from core.evaluate import elbo_terms
 from core.models import AutoEncoder
+from core.protocol import LatentModel
 from core.train import Callback, TrainConfig, train_model
 
 SCORES = ("recon-mse", "recon-nll", "elbo")
@@ -36,7 +37,7 @@ SCORE_TITLES = {
 
 @torch.inference_mode()
 def anomaly_scores(
-    model: AutoEncoder,
+    model: LatentModel,
     x: np.ndarray,
     y: np.ndarray | None = None,
     kind: str = "recon-mse",
@@ -56,29 +57,29 @@ def anomaly_scores(
     """
     if kind not in SCORES:
         raise ValueError(f"unknown score {kind!r}; choose one of {SCORES}")
-    if kind == "elbo" and not model.config.is_variational:
+    if kind == "elbo" and not model.is_variational:
         raise ValueError("the ELBO score needs a VAE; a deterministic AE has no ELBO (use a reconstruction score)")
     if samples < 1:
         raise ValueError(f"samples must be ≥ 1, got {samples}")
-    device = model_device(model)
+    device = model.device
     x_t = torch.as_tensor(np.asarray(x, np.float32))
-    y_t = torch.as_tensor(np.asarray(y)).long() if (y is not None and model.config.conditional) else None
+    y_t = torch.as_tensor(np.asarray(y)).long() if (y is not None and model.conditional) else None
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
     for start in range(0, len(x_t), batch_size):
         xb = x_t[start : start + batch_size].to(device)
         yb = y_t[start : start + batch_size].to(device) if y_t is not None else None
         if kind == "recon-mse":
-            recon = model.reconstruct(xb, yb)
+            recon = model.decode(model.encode(xb, yb)[0], yb)
             out.append((recon - xb).pow(2).flatten(1).mean(1).cpu())
         elif kind == "recon-nll":
-            out.append(model(xb, yb, sample=False).recon.cpu())
+            out.append(elbo_terms(model, xb, yb, sample=False)[0].cpu())
         else:
             total = torch.zeros(len(xb), dtype=torch.float64, device=device)
             for _ in range(samples):
-                o = model(xb, yb, sample=True, generator=gen)
-                total += o.recon.double()
-            out.append((total / samples + o.kl.double()).float().cpu())
+                recon, kl = elbo_terms(model, xb, yb, gen)
+                total += recon.double()
+            out.append((total / samples + kl.double()).float().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0, np.float32)
 
 
@@ -324,7 +325,7 @@ class DetectionReport:
 
 
 def detect(
-    model: AutoEncoder | None,
+    model: LatentModel | None,
     split: AnomalySplit,
     kinds: tuple[str, ...] = ("recon-mse", "elbo"),
     pca_components: int | None = 32,
@@ -335,7 +336,7 @@ def detect(
     scores: dict[str, np.ndarray] = {}
     if model is not None:
         for kind in kinds:
-            if kind == "elbo" and not model.config.is_variational:
+            if kind == "elbo" and not model.is_variational:
                 continue
             scores[kind] = anomaly_scores(model, split.test_x, kind=kind, seed=seed)
     if pca_components:

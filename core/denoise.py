@@ -3,7 +3,7 @@
 Denoisers are :class:`Method` objects, one call from noisy images (N, C, H, W) in [0, 1] to
 denoised ones of the same shape. Three families:
 
-* model: any :class:`~core.models.AutoEncoder` through its code mean (a denoising AE, a VAE,
+* model: any model of the protocol (:class:`~core.protocol.LatentModel`) through its code mean (a denoising AE, a VAE,
   a plain AE), which has learned what a clean image of the data set looks like;
 * pca: projection onto the top principal components of clean training images (the linear
   autoencoder, the model's closest classical cousin);
@@ -26,7 +26,7 @@ import torch
 
 from core.corrupt import CORRUPTIONS as CORRUPTIONS  # re-exported for the denoising page
 from core.corrupt import corrupt
-from core.models import AutoEncoder
+from core.protocol import LatentModel
 
 Array = np.ndarray
 
@@ -249,19 +249,19 @@ def pca_method(train_x: Array, n_components: int = 32, seed: int = 0) -> Method:
     )
 
 
-def model_method(model: AutoEncoder, name: str | None = None, batch_size: int = 1000) -> Method:
-    """Any autoencoder as a denoiser: decode the code mean of the noisy image.
+def model_method(model: LatentModel, name: str | None = None, batch_size: int = 1000) -> Method:
+    """Any model as a denoiser: decode the code mean of the noisy image.
 
     A conditional VAE needs the labels, passed as ``y`` when the method is called.
     """
     from core.latent import reconstruct
 
-    cfg = model.config
+    kind = "vae" if model.is_variational else "ae"
     return Method(
-        name=name or cfg.kind,
+        name=name or kind,
         family="model",
         fn=lambda noisy, y=None: reconstruct(model, noisy, y, batch_size=batch_size),
-        params={"kind": cfg.kind, "arch": cfg.arch, "latent_dim": cfg.latent_dim},
+        params={"kind": kind, "latent_dim": model.latent_dim},
     )
 
 
@@ -428,7 +428,7 @@ class Denoisers:
 
 
 def build_denoisers(
-    models: dict[str, AutoEncoder],
+    models: dict[str, LatentModel],
     train_x: Array | None,
     pca_components: Sequence[int] = (8, 16, 32, 64),
     classical_names: Sequence[str] | None = None,
@@ -437,7 +437,7 @@ def build_denoisers(
     """Model methods for ``models`` ({column name: unconditional autoencoder}) and PCAs fitted
     on clean training images train_x (N, C, H, W) (no PCA when train_x is None)."""
     for name, model in models.items():
-        if model.config.conditional:
+        if model.conditional:
             raise ValueError(f"{name}: a conditional VAE needs labels; the comparison takes unconditional models")
     pca = [] if train_x is None else [pca_method(train_x, n, seed=seed) for n in pca_components]
     return Denoisers(

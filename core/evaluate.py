@@ -1,4 +1,5 @@
-"""Test-set metrics in nats per example, latent statistics and active units."""
+"""Test-set metrics in nats per example, latent statistics and active units, for any model of the
+protocol (:class:`core.protocol.LatentModel`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from core.losses import gaussian_kl
 from core.models import AutoEncoder
+from core.protocol import LatentModel
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u]) > 0.01
 
@@ -30,13 +33,26 @@ def _batches(n: int, batch_size: int):
         yield slice(start, min(n, start + batch_size))
 
 
-def model_device(model: torch.nn.Module) -> torch.device:
-    return next(model.parameters()).device
+def elbo_terms(
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    sample: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The negative ELBO's two terms per example in nats, each (B,): -log p(x | z) and
+    KL(q(z|x) || N(0, I)). z ~ q(z|x) is drawn with ``generator`` (a one-sample Monte-Carlo
+    estimate) when ``sample``, else z = mu; a deterministic model decodes its code, KL 0."""
+    mu, logvar = model.encode(x, y)
+    z = AutoEncoder.reparameterize(mu, logvar, generator) if sample else mu
+    recon = model.recon_nll(x, z, y)
+    kl = gaussian_kl(mu, logvar) if logvar is not None else torch.zeros_like(recon)
+    return recon, kl
 
 
 @torch.no_grad()
 def evaluate(
-    model: AutoEncoder,
+    model: LatentModel,
     x: np.ndarray | torch.Tensor,
     y: np.ndarray | torch.Tensor | None = None,
     batch_size: int = 1000,
@@ -48,21 +64,15 @@ def evaluate(
     (as in the PyTorch example and the papers); the sample is drawn from a generator seeded
     with ``seed``, so the figure is reproducible. For an AE z is the code itself.
     """
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
+    device = model.device
     x = torch.as_tensor(x)
-    y = None if y is None or not model.config.conditional else torch.as_tensor(y)
+    y = None if y is None or not model.conditional else torch.as_tensor(y)
     gen = torch.Generator(device=device).manual_seed(seed)
     tot = torch.zeros(3, dtype=torch.float64)
-    try:
-        for sl in _batches(len(x), batch_size):
-            xb = x[sl].to(device)
-            yb = y[sl].to(device) if y is not None else None
-            out = model(xb, yb, sample=model.config.is_variational, generator=gen)
-            tot += torch.stack([(out.recon + out.kl).sum(), out.recon.sum(), out.kl.sum()]).double().cpu()
-    finally:
-        model.train(was_training)
+    for sl in _batches(len(x), batch_size):
+        yb = y[sl].to(device) if y is not None else None
+        recon, kl = elbo_terms(model, x[sl].to(device), yb, gen)
+        tot += torch.stack([(recon + kl).sum(), recon.sum(), kl.sum()]).double().cpu()
     n = len(x)
     loss, recon, kl = (tot / max(n, 1)).tolist()
     return Metrics(loss=loss, recon=recon, kl=kl, n=n)
@@ -70,26 +80,21 @@ def evaluate(
 
 @torch.no_grad()
 def encode_dataset(
-    model: AutoEncoder,
+    model: LatentModel,
     x: np.ndarray | torch.Tensor,
     y: np.ndarray | torch.Tensor | None = None,
     batch_size: int = 1000,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Encode every image: returns mu (N, z) and logvar (N, z) (None for an AE) as numpy."""
-    was_training = model.training
-    model.eval()
-    device = model_device(model)
+    device = model.device
     x = torch.as_tensor(x)
-    y = None if y is None or not model.config.conditional else torch.as_tensor(y)
+    y = None if y is None or not model.conditional else torch.as_tensor(y)
     mus, logvars = [], []
-    try:
-        for sl in _batches(len(x), batch_size):
-            mu, logvar = model.encode(x[sl].to(device), y[sl].to(device) if y is not None else None)
-            mus.append(mu.cpu())
-            if logvar is not None:
-                logvars.append(logvar.cpu())
-    finally:
-        model.train(was_training)
+    for sl in _batches(len(x), batch_size):
+        mu, logvar = model.encode(x[sl].to(device), y[sl].to(device) if y is not None else None)
+        mus.append(mu.cpu())
+        if logvar is not None:
+            logvars.append(logvar.cpu())
     mu = torch.cat(mus).numpy()
     return mu, (torch.cat(logvars).numpy() if logvars else None)
 
@@ -104,7 +109,7 @@ def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> int:
     return int((unit_activity(mu) > threshold).sum())
 
 
-def measure_card(model: AutoEncoder, x_test: np.ndarray, y_test: np.ndarray | None = None, seed: int = 0) -> dict:
+def measure_card(model: LatentModel, x_test: np.ndarray, y_test: np.ndarray | None = None, seed: int = 0) -> dict:
     """The figures a checkpoint's JSON carries about its test split (nats per example)."""
     m = evaluate(model, x_test, y_test, seed=seed)
     mu, _ = encode_dataset(model, x_test, y_test)

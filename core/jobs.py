@@ -227,7 +227,7 @@ class _TrainReporter(Callback):
 
     def on_epoch_end(self, metrics: EpochMetrics, model: AutoEncoder) -> None:
         r = self.request
-        preview = reconstruct(model, r.preview_x, r.preview_y if model.config.conditional else None)
+        preview = reconstruct(model, r.preview_x, r.preview_y if model.conditional else None)
 
         def add(p: TrainProgress) -> None:
             p.epochs.append(metrics)

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.evaluate import encode_dataset, model_device, unit_activity
+from core.evaluate import encode_dataset, unit_activity
 from core.losses import gaussian_kl_per_dim
-from core.models import AutoEncoder
+from core.protocol import LatentModel
 
 Labels = np.ndarray | torch.Tensor | int | None
 
@@ -49,7 +49,7 @@ class LatentCodes:
 
 
 def encode_codes(
-    model: AutoEncoder, x: np.ndarray | torch.Tensor, y: np.ndarray | None = None, batch_size: int = 1000
+    model: LatentModel, x: np.ndarray | torch.Tensor, y: np.ndarray | None = None, batch_size: int = 1000
 ) -> LatentCodes:
     """Encode images x (N, C, H, W) in [0, 1]; ``y`` (N,) labels are kept for colouring
     (and fed to the encoder of a conditional VAE)."""
@@ -141,13 +141,13 @@ def _labels_tensor(y: Labels, n: int, device: torch.device) -> torch.Tensor | No
 
 
 @torch.inference_mode()
-def decode(model: AutoEncoder, z: np.ndarray | torch.Tensor, y: Labels = None, batch_size: int = 1000) -> np.ndarray:
+def decode(model: LatentModel, z: np.ndarray | torch.Tensor, y: Labels = None, batch_size: int = 1000) -> np.ndarray:
     """Codes z (B, z) (or one code (z,)) -> images (B, C, H, W) float32 in [0, 1].
 
     The decoder has no dropout or batch norm, so train/eval mode does not matter and the
     model is left as it is. ``y``: labels (B,) or one int for a conditional VAE.
     """
-    device = model_device(model)
+    device = model.device
     z = torch.as_tensor(np.asarray(z, dtype=np.float32) if not isinstance(z, torch.Tensor) else z).float()
     z = z.reshape(1, -1) if z.ndim == 1 else z
     if z.shape[1] != model.latent_dim:
@@ -156,26 +156,26 @@ def decode(model: AutoEncoder, z: np.ndarray | torch.Tensor, y: Labels = None, b
     out = []
     for start in range(0, len(z), batch_size):
         yb = yt[start : start + batch_size] if yt is not None else None
-        out.append(model.decode_image(z[start : start + batch_size].to(device), yb).cpu())
+        out.append(model.decode(z[start : start + batch_size].to(device), yb).cpu())
     if not out:
-        c, h, w = model.config.image_shape
+        c, h, w = model.image_shape
         return np.zeros((0, c, h, w), np.float32)
     return torch.cat(out).numpy()
 
 
 @torch.inference_mode()
 def reconstruct(
-    model: AutoEncoder, x: np.ndarray | torch.Tensor, y: Labels = None, batch_size: int = 1000
+    model: LatentModel, x: np.ndarray | torch.Tensor, y: Labels = None, batch_size: int = 1000
 ) -> np.ndarray:
     """Images x (N, C, H, W) -> reconstructions through the code mean, (N, C, H, W) in [0, 1]."""
-    device = model_device(model)
+    device = model.device
     x = torch.as_tensor(x).float()
-    yt = _labels_tensor(y, len(x), device) if model.config.conditional else None
+    yt = _labels_tensor(y, len(x), device) if model.conditional else None
     out = []
     for start in range(0, len(x), batch_size):
         yb = yt[start : start + batch_size] if yt is not None else None
         mu, _ = model.encode(x[start : start + batch_size].to(device), yb)
-        out.append(model.decode_image(mu, yb).cpu())
+        out.append(model.decode(mu, yb).cpu())
     return torch.cat(out).numpy() if out else np.zeros_like(np.asarray(x))
 
 
@@ -234,7 +234,7 @@ class Traversal:
 
 
 def traverse(
-    model: AutoEncoder,
+    model: LatentModel,
     base: np.ndarray,
     dim: int,
     spread: np.ndarray | float = 1.0,
@@ -260,7 +260,7 @@ def traverse(
 
 
 def traversal_grid(
-    model: AutoEncoder,
+    model: LatentModel,
     base: np.ndarray,
     dims: Sequence[int],
     spread: np.ndarray | float = 1.0,
@@ -340,7 +340,7 @@ class Interpolation:
 
 
 def interpolate(
-    model: AutoEncoder,
+    model: LatentModel,
     x_a: np.ndarray,
     x_b: np.ndarray,
     steps: int = 10,
@@ -366,7 +366,7 @@ def interpolate(
     if method == "pixel":
         images = (1 - t)[:, None, None, None] * x_a + t[:, None, None, None] * x_b
         return Interpolation(method=method, t=t, codes=None, images=images.astype(np.float32))
-    conditional = model.config.conditional
+    conditional = model.conditional
     if conditional and (y_a is None or y_b is None):
         raise ValueError("a conditional VAE needs the labels of both images")
     mu, _ = encode_dataset(model, np.stack([x_a, x_b]), np.array([y_a, y_b]) if conditional else None)
@@ -399,7 +399,7 @@ def gif_bytes(images: np.ndarray, duration_ms: int = 120, scale: int = 4, boomer
 
 
 def sample_prior(
-    model: AutoEncoder, n: int, temperature: float = 1.0, seed: int = 0, y: Labels = None
+    model: LatentModel, n: int, temperature: float = 1.0, seed: int = 0, y: Labels = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode n codes z ~ N(0, temperature² I): returns (codes (n, z), images (n, C, H, W)).
 
@@ -441,7 +441,7 @@ def gaussian_quantiles(n: int) -> np.ndarray:
 
 
 def _grid(
-    model: AutoEncoder,
+    model: LatentModel,
     origin: np.ndarray,
     axis_a: np.ndarray,
     axis_b: np.ndarray,
@@ -458,7 +458,7 @@ def _grid(
 
 
 def manifold_grid(
-    model: AutoEncoder,
+    model: LatentModel,
     n: int = 15,
     dims: tuple[int, int] = (0, 1),
     base: np.ndarray | None = None,
@@ -489,7 +489,7 @@ def manifold_grid(
     return _grid(model, origin, axis_a, axis_b, n, (f"z{a}", f"z{b}"), y)
 
 
-def pca_grid(model: AutoEncoder, projection: Projection, n: int = 15, y: Labels = None) -> LatentGrid:
+def pca_grid(model: LatentModel, projection: Projection, n: int = 15, y: Labels = None) -> LatentGrid:
     """A manifold grid over the first two PCA axes of a data set's codes.
 
     Points are mean + q_i·sd_1·PC1 + q_j·sd_2·PC2 with q the Gaussian quantiles and sd the

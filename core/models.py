@@ -3,15 +3,18 @@
 Every model takes a :class:`ModelConfig` and its forward pass returns one type,
 :class:`ModelOutput`, holding the decoder logits, the code and the per-example loss terms.
 The objective (reconstruction + β·KL) lives in :mod:`core.losses`, written once.
+:class:`AutoEncoder` implements :class:`core.protocol.LatentModel`, the model protocol the
+pages and analyses use.
 
 Shapes: images x are (B, C, H, W) floats in [0, 1]; codes z, mu, logvar are (B, latent_dim);
-labels y are int64 (B,). The decoder returns logits; ``sigmoid(logits)`` is the image.
+labels y are int64 (B,). The network's decoder gives logits (``decode_logits``, for a stable
+loss); ``decode`` returns their sigmoid, the image.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
@@ -42,7 +45,6 @@ class ModelOutput:
     z: torch.Tensor
     recon: torch.Tensor
     kl: torch.Tensor
-    extras: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- building blocks
@@ -170,10 +172,34 @@ class AutoEncoder(nn.Module):
             # calibrated, so the reconstruction term is a real NLL in nats.
             self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
 
-    # -- helpers
+    # -- the model protocol's facts (core.protocol.LatentModel)
     @property
     def latent_dim(self) -> int:
         return self.config.latent_dim
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    @property
+    def likelihood(self) -> str:
+        return self.config.likelihood
+
+    @property
+    def is_variational(self) -> bool:
+        return self.config.is_variational
+
+    @property
+    def num_classes(self) -> int:
+        return self.config.num_classes
+
+    @property
+    def conditional(self) -> bool:
+        return self.config.conditional
+
+    @property
+    def device(self) -> torch.device:
+        return self.to_mu.weight.device
 
     def _onehot(self, y: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         if not self.config.conditional:
@@ -208,13 +234,20 @@ class AutoEncoder(nn.Module):
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
-    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """z (B, z) -> logits (B, C, H, W)."""
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """z (B, z) -> logits (B, C, H, W), the network's output before the sigmoid."""
         return self.decoder(z, self._onehot(y, z.shape[0]))
 
-    def decode_image(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, z) -> images (B, C, H, W) in [0, 1] (the decoder's mean)."""
-        return torch.sigmoid(self.decode(z, y))
+        return torch.sigmoid(self.decode_logits(z, y))
+
+    def _nll(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return losses.reconstruction_nll(logits, target, self.config.likelihood, getattr(self, "log_sigma", None))
+
+    def recon_nll(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """-log p(x | z) per example (B,) in nats."""
+        return self._nll(self.decode_logits(z, y), x)
 
     def forward(
         self,
@@ -234,9 +267,8 @@ class AutoEncoder(nn.Module):
         mu, logvar = self.encode(x, y)
         sample = self.training if sample is None else sample
         z = self.reparameterize(mu, logvar, generator) if sample else mu
-        logits = self.decode(z, y)
-        target = x if target is None else target
-        recon = losses.reconstruction_nll(logits, target, self.config.likelihood, getattr(self, "log_sigma", None))
+        logits = self.decode_logits(z, y)
+        recon = self._nll(logits, x if target is None else target)
         kl = losses.gaussian_kl(mu, logvar) if logvar is not None else torch.zeros_like(recon)
         return ModelOutput(logits=logits, mu=mu, logvar=logvar, z=z, recon=recon, kl=kl)
 
@@ -244,7 +276,7 @@ class AutoEncoder(nn.Module):
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, C, H, W) -> reconstruction (B, C, H, W) in [0, 1], through the code mean."""
         mu, _ = self.encode(x, y)
-        return self.decode_image(mu, y)
+        return self.decode(mu, y)
 
     @torch.no_grad()
     def sample(
@@ -259,15 +291,10 @@ class AutoEncoder(nn.Module):
         For a deterministic AE this is the same recipe, and the results show why an AE is
         not a generative model: its codes do not fill N(0, I).
         """
-        device = self.to_mu.weight.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device) * temperature
-        return self.decode_image(z, y)
+        z = torch.randn(n, self.latent_dim, generator=generator, device=self.device) * temperature
+        return self.decode(z, y)
 
 
 def build_model(config: ModelConfig) -> AutoEncoder:
     """The one constructor for every model in the family."""
     return AutoEncoder(config)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -33,6 +33,7 @@ from core.evaluate import active_units, encode_dataset, evaluate
 from core.latent import reconstruct
 from core.losses import gaussian_kl_per_dim
 from core.models import AutoEncoder, build_model
+from core.protocol import LatentModel
 from core.train import Callback, EpochMetrics, History, TrainConfig, TrainingDiverged, train_model
 
 # ---------------------------------------------------------------- the table
@@ -73,7 +74,7 @@ class SweepRow:
 
 @torch.no_grad()
 def sweep_row(
-    model: AutoEncoder,
+    model: LatentModel,
     x: np.ndarray,
     y: np.ndarray | None = None,
     *,
@@ -82,12 +83,12 @@ def sweep_row(
     seed: int = 0,
 ) -> SweepRow:
     """The table row of a trained VAE on images x (N, C, H, W) (usually the test split)."""
-    if not model.config.is_variational:
+    if not model.is_variational:
         raise ValueError("a β-sweep row needs a VAE (a deterministic AE has no posterior variance or KL)")
     mu, logvar = encode_dataset(model, x, y)  # (N, z) each
     kl_dim = gaussian_kl_per_dim(torch.from_numpy(mu), torch.from_numpy(logvar)).double().mean(0).numpy()
     metrics = evaluate(model, x, y, seed=seed)
-    recon_images = reconstruct(model, x, y if model.config.conditional else None)
+    recon_images = reconstruct(model, x, y if model.conditional else None)
     mse = float(np.mean((recon_images.astype(np.float64) - np.asarray(x, np.float64)) ** 2))
     return SweepRow(
         beta=float(beta),
@@ -106,7 +107,7 @@ def sweep_row(
 
 
 def rows_from_models(
-    models: Mapping[float, AutoEncoder] | Iterable[tuple[float, AutoEncoder]],
+    models: Mapping[float, LatentModel] | Iterable[tuple[float, LatentModel]],
     x: np.ndarray,
     y: np.ndarray | None = None,
     loss_form: str = "standard",
@@ -490,7 +491,7 @@ class BetaImages:
 
 
 def beta_images(
-    models: Mapping[float, AutoEncoder], x: np.ndarray, n_samples: int = 8, seed: int = 0
+    models: Mapping[float, LatentModel], x: np.ndarray, n_samples: int = 8, seed: int = 0
 ) -> list[BetaImages]:
     """Prior samples and reconstructions of x (k, C, H, W) for each β's VAE, sorted by β.
     Models with the same latent size decode the very same codes, so the rows compare."""

@@ -105,7 +105,7 @@ def test_decode_matches_the_model_and_leaves_it_alone(vae):
     assert vae.training  # not switched to eval behind the caller's back
     vae.eval()
     with torch.no_grad():
-        ref = vae.decode_image(torch.from_numpy(z)).numpy()
+        ref = vae.decode(torch.from_numpy(z)).numpy()
     np.testing.assert_allclose(imgs, ref, atol=1e-6)
     assert imgs.shape == (7, 1, 28, 28) and imgs.min() >= 0 and imgs.max() <= 1
     assert latent.decode(vae, z[0]).shape == (1, 1, 28, 28)  # one code (z,)
