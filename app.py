@@ -73,7 +73,7 @@ def model_picker() -> str | None:
     key = st.sidebar.selectbox("Checkpoint", options, format_func=lambda k: usable[k].label, key="model")
     entry = usable[key]
     state["_entry"] = entry
-    card = catalog.model_card(entry)
+    card = catalog.card_rows(entry)
     st.sidebar.markdown(
         f"**{card.pop('Model')}**\n\n" + "\n".join(f"- {name}: {value}" for name, value in card.items()),
         help=entry.meta.get("notes") or None,

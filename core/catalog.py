@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from core.checkpoints import list_checkpoints, shipped_dir, user_dir
+from core.config import is_variational
 from core.data import REGISTRY, Dataset, cache_dir, load_dataset, resize_images
 
 DOWNLOAD_ENV = "LATENTLAB_DOWNLOAD"
@@ -66,7 +67,7 @@ class ModelEntry:
 
     @property
     def is_variational(self) -> bool:
-        return self.kind in ("vae", "cvae")
+        return is_variational(self.kind)
 
     @property
     def dataset(self) -> str:
@@ -149,7 +150,12 @@ def is_digits(entry: ModelEntry) -> bool:
     return spec is not None and spec.kind == "digits"
 
 
-def model_card(entry: ModelEntry) -> dict[str, str]:
+def beta_of(entry: ModelEntry) -> float:
+    """The model's β (1 when its JSON records none, the plain VAE's; 0 stays 0)."""
+    return entry.beta if entry.beta is not None else 1.0
+
+
+def card_rows(entry: ModelEntry) -> dict[str, str]:
     """The few facts a sidebar card shows: data, source, latent size, β, test loss."""
     card = entry.meta.get("card", {})
     data = entry.meta.get("dataset", {})
@@ -266,11 +272,11 @@ def beta_families(entries: list[ModelEntry]) -> list[list[ModelEntry]]:
             continue
         form = e.meta.get("train", {}).get("loss_form", "standard")
         key = (e.dataset, form, tuple(sorted((k, str(v)) for k, v in e.model.items())))
-        beta = e.beta if e.beta is not None else 1.0
+        beta = beta_of(e)
         group = groups.setdefault(key, {})
         if beta not in group or (group[beta].source != "shipped" and e.source == "shipped"):
             group[beta] = e
-    families = [sorted(g.values(), key=lambda e: e.beta or 1.0) for g in groups.values() if len(g) >= 2]
+    families = [sorted(g.values(), key=beta_of) for g in groups.values() if len(g) >= 2]
     return sorted(families, key=lambda f: (not all(e.source == "shipped" for e in f), -len(f), f[0].key))
 
 
@@ -383,6 +389,26 @@ def parse_code(text: str | None, lo: np.ndarray, hi: np.ndarray) -> tuple[np.nda
     if (z < lo - 1e-6).any() or (z > hi + 1e-6).any():
         return None, "the code in the link is outside the sliders' range"
     return z.astype(np.float32), None
+
+
+@dataclass(frozen=True)
+class TestPick:
+    """A test image as a picker holds it: ``row`` in ``test_x``, its class (None without
+    labels) and its ``index`` among the test images of that class."""
+
+    row: int
+    cls: int | None
+    index: int
+
+
+def parse_test_row(text: str | None, data: Dataset, what: str) -> tuple[TestPick | None, str | None]:
+    """``"123"`` -> the :class:`TestPick` of test image 123 of ``data``, or a problem."""
+    row, problem = parse_int(text, 0, len(data.test_x) - 1, what)
+    if row is None:
+        return None, problem
+    cls = None if data.test_y is None else int(data.test_y[row])
+    index = int(np.flatnonzero(class_members(data, cls) == row)[0])
+    return TestPick(row, cls, index), None
 
 
 def format_code(z: np.ndarray) -> str:

@@ -173,6 +173,40 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _check_free(folder: Path, name: str, overwrite: bool) -> str:
+    """Refuse a taken name unless ``overwrite``; returns the message for a name taken later."""
+    weights, meta_path = folder / f"{name}.safetensors", folder / f"{name}.json"
+    taken = f"a checkpoint named {name!r} already exists in {folder}; choose another name"
+    if not overwrite and weights.exists() and not meta_path.exists():
+        raise CheckpointError(
+            f"a checkpoint named {name!r} is being saved, or an interrupted save left {weights} without "
+            "its JSON: choose another name (or delete that file)"
+        )
+    if not overwrite and (weights.exists() or meta_path.exists()):
+        raise CheckpointError(taken)
+    return taken
+
+
+def _metadata(model: AutoEncoder, name: str, dtype: torch.dtype, weights_sha256: str, fields: dict) -> str:
+    """The checkpoint's JSON text: format, config, the caller's fields, versions and the weights' hash."""
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "model": model.config.to_dict(),
+        "dataset": fields.get("dataset") or {},
+        "train": fields.get("train") or {},
+        "history": fields.get("history") or {},
+        "card": fields.get("card") or {},
+        "storage_dtype": str(dtype).removeprefix("torch."),
+        "weights_sha256": weights_sha256,
+        "versions": library_versions(),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        **(fields.get("extra") or {}),
+    }
+    return json.dumps(meta, indent=2, allow_nan=False)
+
+
 def save_checkpoint(
     model: AutoEncoder,
     path: str | os.PathLike,
@@ -203,19 +237,12 @@ def save_checkpoint(
     if not os.access(folder, os.W_OK):
         raise CheckpointError(f"checkpoint folder {folder} is read-only; choose another folder")
     weights, meta_path = folder / f"{name}.safetensors", folder / f"{name}.json"
-    if not overwrite and weights.exists() and not meta_path.exists():
-        raise CheckpointError(
-            f"a checkpoint named {name!r} is being saved, or an interrupted save left {weights} without "
-            "its JSON: choose another name (or delete that file)"
-        )
-    taken = f"a checkpoint named {name!r} already exists in {folder}; choose another name"
-    if not overwrite and (weights.exists() or meta_path.exists()):
-        raise CheckpointError(taken)
-
+    taken = _check_free(folder, name, overwrite)
     tensors = {
         k: (v.detach().to("cpu", dtype) if v.is_floating_point() else v.detach().cpu()).contiguous()
         for k, v in model.state_dict().items()
     }
+    fields = {"dataset": dataset, "train": train, "history": history, "card": card, "extra": extra}
     staged: list[str] = []
     try:
         # Both files are staged in full first, then committed back to back: weights, then the
@@ -223,40 +250,30 @@ def save_checkpoint(
         # killed before the JSON's commit leaves at most a weights file without a JSON, which
         # is not listed; the other checkpoints in the folder are never touched.
         staged.append(_stage(weights, lambda tmp: save_file(tensors, tmp, metadata={"format": FORMAT})))
-        meta = {
-            "format": FORMAT,
-            "format_version": FORMAT_VERSION,
-            "name": name,
-            "model": model.config.to_dict(),
-            "dataset": dataset or {},
-            "train": train or {},
-            "history": history or {},
-            "card": card or {},
-            "storage_dtype": str(dtype).removeprefix("torch."),
-            "weights_sha256": _sha256(Path(staged[0])),
-            "versions": library_versions(),
-            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-            **(extra or {}),
-        }
-        text = json.dumps(meta, indent=2, allow_nan=False)
+        text = _metadata(model, name, dtype, _sha256(Path(staged[0])), fields)
         staged.append(_stage(meta_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8")))
-        try:
-            _commit(staged.pop(0), weights, overwrite)
-        except FileExistsError as exc:
-            raise CheckpointError(taken) from exc
-        try:
-            _commit(staged.pop(0), meta_path, overwrite)
-        except FileExistsError as exc:
-            # A JSON without weights holds the name (our weights link found no weights file):
-            # withdraw our weights rather than pair them with a stranger's JSON.
-            weights.unlink(missing_ok=True)
-            raise CheckpointError(taken) from exc
+        _commit_pair(staged, weights, meta_path, overwrite, taken)
     except OSError as exc:
         raise CheckpointError(f"cannot write checkpoint {name!r} in {folder}: {exc.strerror or exc}") from exc
     finally:
         for tmp in staged:
             Path(tmp).unlink(missing_ok=True)
     return weights
+
+
+def _commit_pair(staged: list[str], weights: Path, meta_path: Path, overwrite: bool, taken: str) -> None:
+    """Commit the staged weights, then the staged JSON (popping each from ``staged``)."""
+    try:
+        _commit(staged.pop(0), weights, overwrite)
+    except FileExistsError as exc:
+        raise CheckpointError(taken) from exc
+    try:
+        _commit(staged.pop(0), meta_path, overwrite)
+    except FileExistsError as exc:
+        # A JSON without weights holds the name (our weights link found no weights file):
+        # withdraw our weights rather than pair them with a stranger's JSON.
+        weights.unlink(missing_ok=True)
+        raise CheckpointError(taken) from exc
 
 
 def read_meta(path: str | os.PathLike) -> dict:

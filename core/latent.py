@@ -71,7 +71,8 @@ class Projection:
         total for raw axes).
     explained_variance: (k,) variance along each axis, in code units squared.
     mean: (z,) and components: (k, z): code = mean + coords @ components, so a point in the
-        plot maps back to a code (``to_codes``) for click-to-decode.
+        plot maps back to a code on the projection's plane (``to_codes``). (Click-to-decode on
+        the map decodes the clicked image's own code, not this plane's point.)
     """
 
     coords: np.ndarray
@@ -185,6 +186,42 @@ def reconstruct(
 def dimension_spread(mu: np.ndarray) -> np.ndarray:
     """(z,) standard deviation of each code dimension across the data set (ddof=1)."""
     return np.sqrt(unit_activity(np.asarray(mu, dtype=np.float64))).astype(np.float32)
+
+
+@dataclass
+class CodeRange:
+    """Where a model's codes live, per dimension, for sliders and grids; each field (z,).
+
+    centre, spread: the middle and the unit of a dimension (a VAE: the prior's 0 and 1; a plain
+    AE: the mean and standard deviation of its codes over the data, since nothing pulled them
+    to N(0, I)). lo, hi, step: a slider over centre ± 4 spreads, rounded for display.
+    """
+
+    centre: np.ndarray
+    spread: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    step: np.ndarray
+
+    def clip(self, z: np.ndarray) -> np.ndarray:
+        return np.clip(z, self.lo, self.hi)
+
+
+def code_range(latent_dim: int, variational: bool, mu: np.ndarray | None = None) -> CodeRange:
+    """The :class:`CodeRange` of a model with ``latent_dim`` dimensions. A VAE's is the prior's,
+    ±4 in steps of 0.05; a plain AE's comes from its codes mu (N, z) over the data, or, without
+    data, a guess of spread 2.5 around 0."""
+    z = latent_dim
+    if variational:
+        centre, spread = np.zeros(z, np.float32), np.ones(z, np.float32)
+        return CodeRange(centre, spread, np.full(z, -4.0), np.full(z, 4.0), np.full(z, 0.05))
+    if mu is not None:
+        centre, spread = np.asarray(mu).mean(0), np.maximum(dimension_spread(mu), 1e-3)
+    else:
+        centre, spread = np.zeros(z, np.float32), np.full(z, 2.5, np.float32)
+    half = np.ceil(4 * spread * 10) / 10
+    lo, hi = np.round(centre - half, 1), np.round(centre + half, 1)
+    return CodeRange(centre, spread, lo, hi, np.maximum(np.round(half / 40, 2), 0.01))
 
 
 @dataclass

@@ -319,39 +319,50 @@ def train_many(
         job.train_config.validate()  # fail here, not in a worker
     cores = available_cores()
     workers = max(1, min(workers or cores, len(jobs), cores * 2))
-    results: list[JobResult | None] = [None] * len(jobs)
-
     if workers == 1:
-        for i, job in enumerate(jobs):
-            if callback.should_stop():
-                results[i] = JobResult(i, job.tag, None, History(cancelled=True), error=None)
-                continue
-            raw = _run_job(i, job, measure, lambda e: _dispatch(e, callback), callback.should_stop)
-            results[i] = _to_result(raw, job)
-            callback.on_job_end(i, results[i])
-        return results  # type: ignore[return-value]
+        return _train_here(jobs, callback, measure)
+    return _train_in_workers(jobs, workers, max(1, cores // workers), callback, measure)
 
+
+def _train_here(jobs: list[TrainJob], callback: SweepCallback, measure: Measure | None) -> list[JobResult]:
+    """Train the jobs one after another in this process, with all its threads."""
+    results = []
+    for i, job in enumerate(jobs):
+        if callback.should_stop():
+            results.append(JobResult(i, job.tag, None, History(cancelled=True), error=None))
+            continue
+        raw = _run_job(i, job, measure, lambda e: _dispatch(e, callback), callback.should_stop)
+        results.append(_to_result(raw, job))
+        callback.on_job_end(i, results[-1])
+    return results
+
+
+def _drain(events, callback: SweepCallback, timeout: float) -> None:
+    """Deliver the workers' progress events waiting in ``events`` (waiting up to ``timeout`` s for one)."""
+    try:
+        _dispatch(events.get(timeout=timeout), callback)
+        while True:
+            _dispatch(events.get_nowait(), callback)
+    except queue_mod.Empty:
+        pass
+
+
+def _train_in_workers(
+    jobs: list[TrainJob], workers: int, threads: int, callback: SweepCallback, measure: Measure | None
+) -> list[JobResult]:
+    """Train the jobs in ``workers`` processes of ``threads`` threads each, relaying progress."""
     # "spawn" starts clean interpreters: forking a process whose OpenMP pool is running can
     # hang the child, and spawn behaves the same on Linux, macOS and Windows.
     ctx = mp.get_context("spawn")
     events, cancel = ctx.Queue(), ctx.Event()
-    threads = max(1, cores // workers)
+    results: list[JobResult | None] = [None] * len(jobs)
     with cf.ProcessPoolExecutor(
         max_workers=workers, mp_context=ctx, initializer=_init_worker, initargs=(events, cancel, threads)
     ) as pool:
         futures = {pool.submit(_worker_job, i, job, measure): i for i, job in enumerate(jobs)}
         pending = set(futures)
-
-        def drain(timeout: float) -> None:
-            try:
-                _dispatch(events.get(timeout=timeout), callback)
-                while True:
-                    _dispatch(events.get_nowait(), callback)
-            except queue_mod.Empty:
-                pass
-
         while pending:
-            drain(0.1)
+            _drain(events, callback, 0.1)
             if not cancel.is_set() and callback.should_stop():
                 cancel.set()
                 for f in pending:
@@ -364,9 +375,9 @@ def train_many(
                     results[i] = JobResult(i, jobs[i].tag, None, History(cancelled=True))
                 else:
                     results[i] = _to_result(f.result(), jobs[i])
-                    drain(0.0)  # deliver the job's last epoch before its end
+                    _drain(events, callback, 0.0)  # deliver the job's last epoch before its end
                 callback.on_job_end(i, results[i])
-        drain(0.0)
+        _drain(events, callback, 0.0)
     return results  # type: ignore[return-value]
 
 
