@@ -17,6 +17,8 @@ _EXPORTS = {
     "core.evaluate": ("Metrics", "active_units", "encode_dataset", "evaluate"),
     "core.losses": ("Objective", "gaussian_kl", "reconstruction_nll"),
     "core.models": ("AutoEncoder", "ModelOutput", "build_model"),
+    "core.protocol": ("LatentModel",),
+    "core.runs": ("save_run",),
     "core.train": ("Callback", "History", "TrainConfig", "TrainingDiverged", "fit", "train_model"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
