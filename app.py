@@ -42,21 +42,22 @@ BY_PATH = {p.url_path: p for section in PAGES.values() for p in section}
 page = st.navigation(PAGES)
 
 from core import catalog  # noqa: E402
-from pages import _ui as ui  # noqa: E402
+from pages import _ui_load as load  # noqa: E402
+from pages import _ui_state as state_ui  # noqa: E402
 
 
 def model_picker() -> str | None:
     """Sidebar: data set, then model; the card below. The choice goes to session state and URL."""
-    entries = ui.models()
+    entries = load.models()
     usable = {e.key: e for e in entries if e.ok}
     state = st.session_state
-    if ui.first_visit("_app"):
+    if state_ui.first_visit("_app"):
         asked = st.query_params.get("model")
         if asked is not None:
             if asked in usable:
                 state["model"], state["dataset"] = asked, usable[asked].dataset
             else:
-                ui.note(f"unknown model {asked!r}")
+                state_ui.note(f"unknown model {asked!r}")
     st.sidebar.header("Model")
     datasets = catalog.datasets_of(entries)
     if not datasets:
@@ -93,14 +94,14 @@ asked_page = st.query_params.get("page")
 if asked_page is not None:
     target = BY_PATH.get(asked_page)
     if target is None:
-        ui.note(f"unknown page {asked_page!r}")
+        state_ui.note(f"unknown page {asked_page!r}")
     elif target is not page:
         rest = {k: v for k, v in st.query_params.to_dict().items() if k != "page"}
         st.switch_page(target, query_params=rest)
 
 # The URL keeps the model and this page's own settings, nothing else (one update, so one
 # browser history entry).
-own = set(ui.LINK_PARAMS.get(page.url_path, ()))
+own = set(state_ui.LINK_PARAMS.get(page.url_path, ()))
 current = st.query_params.to_dict()
 wanted = {k: v for k, v in current.items() if k in own}
 if model_key is not None:
@@ -109,5 +110,5 @@ if wanted != current:
     st.query_params.from_dict(wanted)
 
 page.run()
-ui.warm_up()
-ui.freeze_imports()
+load.warm_up()
+load.freeze_imports()

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import torch
 
+from core.anomaly import AnomalySplit, DetectionReport, detect, train_on_split
 from core.checkpoints import CheckpointError, check_name
 from core.config import ConfigError, ModelConfig
 from core.data import Dataset
@@ -358,3 +359,86 @@ def describe_error(exc: BaseException | None) -> str:
         return "unknown error"
     text: Any = str(exc) or type(exc).__name__
     return text if isinstance(exc, ConfigError | CheckpointError) else f"{type(exc).__name__}: {text}"
+
+
+# ---------------------------------------------------------------- a held-out-digit anomaly model
+
+
+@dataclass
+class HeldOutProgress:
+    """Training of a held-out-digit model so far: optimizer steps done and in all, and the
+    last batch's loss (nats per image; NaN before the first step)."""
+
+    step: int = 0
+    total_steps: int = 0
+    loss: float = float("nan")
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.total_steps if self.total_steps else 0.0
+
+
+@dataclass
+class HeldOutResult:
+    """A model trained on a split's normal images and its scores on the split's test images."""
+
+    model: AutoEncoder
+    report: DetectionReport
+
+
+class _StepReporter(Callback):
+    """Copies each step into the job's progress; stops training when the job is cancelled."""
+
+    def __init__(self, job: Job[HeldOutProgress, Any]):
+        self.job = job
+
+    def on_step_end(self, step: int, total_steps: int, loss: float) -> None:
+        def record(p: HeldOutProgress) -> None:
+            p.step, p.total_steps, p.loss = step, total_steps, loss
+
+        self.job.update(record)
+
+    def should_stop(self) -> bool:
+        return self.job.cancelled
+
+
+def start_held_out(
+    split: AnomalySplit, kind: str = "vae", pca_components: int | None = 32, **train
+) -> Job[HeldOutProgress, HeldOutResult | None]:
+    """Train :func:`core.anomaly.train_on_split` on ``split`` in the background, then score the
+    split with :func:`core.anomaly.detect` (the PCA baseline with ``pca_components``).
+
+    train: overrides of :data:`core.anomaly.HELD_OUT_TRAIN` (tests shorten the run). A cancelled
+    job stops after the current step; its result is None.
+    """
+
+    def work(job: Job[HeldOutProgress, HeldOutResult | None]) -> HeldOutResult | None:
+        model = train_on_split(split, kind, [_StepReporter(job)], **train)
+        if job.cancelled:
+            return None
+        return HeldOutResult(model, detect(model, split, pca_components=pca_components))
+
+    return Job(work, HeldOutProgress(), name="held-out").start()
+
+
+class SharedJobs(Generic[P, T]):
+    """One job per key for the whole server process, so that sessions asking for the same
+    result share one run: a job in flight is joined, a finished one is reused (it keeps its
+    result). Only a failed or cancelled job is replaced, by the next :meth:`start`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: dict[object, Job[P, T]] = {}
+
+    def get(self, key: object) -> Job[P, T] | None:
+        """The key's latest job (queued, running or ended), or None."""
+        with self._lock:
+            return self._jobs.get(key)
+
+    def start(self, key: object, begin: Callable[[], Job[P, T]]) -> Job[P, T]:
+        """The key's job when one is queued, running or done; else ``begin()``'s new job."""
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is None or job.status in (FAILED, CANCELLED):
+                job = self._jobs[key] = begin()
+            return job

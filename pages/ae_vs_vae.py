@@ -5,11 +5,14 @@ import streamlit as st
 
 from core import catalog
 from core.latent import image_grid, interpolate, project, sample_prior
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "ae-vs-vae"
 
-ui.intro(
+state_ui.intro(
     "AE vs VAE",
     """
 The same test images go through a plain autoencoder (left) and a VAE with the same encoder,
@@ -20,7 +23,7 @@ unevenly and its random samples mostly decode to smudges.
 """,
 )
 
-pairs = catalog.ae_vae_pairs(ui.models())
+pairs = catalog.ae_vae_pairs(load.models())
 if not pairs:
     st.info(
         "This needs a plain AE and a VAE of the same data set and latent size "
@@ -31,8 +34,8 @@ state = st.session_state
 pair_ids = [f"{ae.key},{vae.key}" for ae, vae in pairs]
 by_id = dict(zip(pair_ids, pairs, strict=True))
 picked = state.get("_entry")
-if ui.first_visit(PAGE):
-    link = ui.link_value("pair", catalog.parse_choice, pair_ids, "model pair")
+if state_ui.first_visit(PAGE):
+    link = state_ui.link_value("pair", catalog.parse_choice, pair_ids, "model pair")
     if link is not None:
         state["av_pair"] = link
     elif picked is not None:  # open on the pair of the sidebar's model, if it has one
@@ -44,33 +47,33 @@ pair_id = st.selectbox(
     "Compare", pair_ids, format_func=lambda i: " vs ".join(e.label for e in by_id[i]), key="av_pair",
 )  # fmt: skip
 ae, vae = by_id[pair_id]
-models = {ae.key: ui.load_model(ae).model, vae.key: ui.load_model(vae).model}
-data = ui.data_for(ae)
+models = {ae.key: load.load_model(ae).model, vae.key: load.load_model(vae).model}
+data = load.data_of(ae, on_missing="warn")
 if data is None:
     st.stop()
 names = data.class_names if data.test_y is not None else None
 
-if ui.first_visit(PAGE + "-ends"):
+if state_ui.first_visit(PAGE + "-ends"):
     for end, param in (("a", "a"), ("b", "b")):
-        row = ui.link_value(param, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
+        row = state_ui.link_value(param, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
         if row is not None:
             cls = None if data.test_y is None else int(data.test_y[row])
             if cls is not None:
                 state[f"av_{end}_class"] = cls
             state[f"av_{end}_index"] = int(np.flatnonzero(catalog.class_members(data, cls) == row)[0])
-ui.show_link_notes()
+state_ui.show_link_notes()
 
 st.subheader("1 · The codes of the same test images")
 n_points = st.columns([1, 3])[0].select_slider("Points", [500, 1000, 2000], value=1000, key="av_points")
 cols = st.columns(2, gap="large")
 for col, entry in zip(cols, (ae, vae), strict=True):
-    codes = ui.codes_of(entry, models[entry.key], data, n_points)
+    codes = load.codes_of(entry, models[entry.key], data, n_points)
     proj = project(codes.codes.mu)
     with col:
         what = "plain AE" if entry is ae else "VAE"
-        fig = ui.scatter(proj.coords[:, :2], codes.codes.labels, names, tuple(proj.axis_labels[:2]), height=420,
-                         title=f"{what}: {entry.label}")  # fmt: skip
-        st.plotly_chart(fig, key=f"av_map_{what}", config=ui.plotly_config(f"{entry.name}-codes"))
+        fig = charts.scatter(proj.coords[:, :2], codes.codes.labels, names, tuple(proj.axis_labels[:2]), height=420,
+                             title=f"{what}: {entry.label}")  # fmt: skip
+        st.plotly_chart(fig, key=f"av_map_{what}", config=charts.plotly_config(f"{entry.name}-codes"))
         spread = np.sqrt(proj.explained_variance[:2])
         st.caption(
             f"Spread along the two axes: {spread[0]:.2f} and {spread[1]:.2f} code units"
@@ -80,16 +83,16 @@ for col, entry in zip(cols, (ae, vae), strict=True):
 st.subheader("2 · The path between the same two images")
 cols = st.columns([1, 1, 1])
 with cols[0]:
-    row_a, cap_a = ui.pick_test_item(data, "av_a", "A", 0)
+    row_a, cap_a = inputs.pick_test_item(data, "av_a", "A", 0)
 with cols[1]:
-    row_b, cap_b = ui.pick_test_item(data, "av_b", "B", 0, default_class=1)
+    row_b, cap_b = inputs.pick_test_item(data, "av_b", "B", 0, default_class=1)
 with cols[2]:
     steps = st.slider("Steps", 3, 16, 10, key="av_steps")
 for entry in (ae, vae):
     path = interpolate(models[entry.key], data.test_x[row_a], data.test_x[row_b], steps, "linear")
     st.markdown(f"**{'Plain AE' if entry is ae else 'VAE'}** · {cap_a} → {cap_b}, linear in the code")
-    ui.grid_image(image_grid(path.images, nrow=steps), None, file_name=f"{entry.name}-path.png",
-                  key=f"av_path_{entry.key}", target=min(1200, 110 * steps))  # fmt: skip
+    charts.grid_image(image_grid(path.images, nrow=steps), None, file_name=f"{entry.name}-path.png",
+                      key=f"av_path_{entry.key}", target=min(1200, 110 * steps))  # fmt: skip
 
 st.subheader("3 · Decoding random codes z ~ N(0, I)")
 c = st.columns([1, 1, 3])
@@ -99,7 +102,8 @@ cols = st.columns(2, gap="large")
 for col, entry in zip(cols, (ae, vae), strict=True):
     _, samples = sample_prior(models[entry.key], n * n, 1.0, int(seed))
     with col:
-        ui.grid_image(image_grid(samples, nrow=n), f"{'plain AE' if entry is ae else 'VAE'}: the same {n * n} codes",
-                      file_name=f"{entry.name}-samples.png", key=f"av_samples_{entry.key}", target=480)  # fmt: skip
+        charts.grid_image(image_grid(samples, nrow=n), f"{'plain AE' if entry is ae else 'VAE'}: the same {n * n} "
+                          "codes", file_name=f"{entry.name}-samples.png", key=f"av_samples_{entry.key}",
+                          target=480)  # fmt: skip
 
-ui.set_link(pair=pair_id, a=row_a, b=row_b)
+state_ui.set_link(pair=pair_id, a=row_a, b=row_b)

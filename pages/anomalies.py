@@ -16,18 +16,32 @@ from core.anomaly import (
     SCORE_TITLES,
     AnomalySplit,
     DetectionReport,
+    ThresholdStats,
     anomaly_scores,
     cross_dataset_split,
     detect,
     held_out_split,
     most_anomalous,
     threshold_stats,
-    train_on_split,
 )
 from core.data import DataError
+from core.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    HeldOutProgress,
+    HeldOutResult,
+    Job,
+    SharedJobs,
+    describe_error,
+    start_held_out,
+)
 from core.latent import image_grid, reconstruct
-from core.train import Callback
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "anomalies"
 SETUPS = {"cross": "Another data set", "held-out": "A digit held out"}
@@ -37,9 +51,10 @@ HELD_OUT_DATA = "mnist-5k"  # the offline subset: the held-out models train on i
 DIGIT_SHAPE = (1, 28, 28)
 GALLERY = 12
 PCA_COMPONENTS = 32
+POLL_S = 0.5  # how often the page looks at a held-out model in training
 COLOURS = {"normal": "#1f77b4", "anomalous": "#d62728", "pca": "#7f7f7f", "you": "#2ca02c"}
 
-ui.intro(
+state_ui.intro(
     "Anomaly detection",
     """
 An autoencoder learns to rebuild the kind of images it was trained on; show it something else and
@@ -66,20 +81,20 @@ class Setup:
     shape: tuple[int, int, int]
 
 
-cur = ui.current()
+cur = load.current()
 state = st.session_state
-if ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE):
     for param, key, options, what in (
         ("setup", "an_setup", list(SETUPS), "setup"),
         ("score", "an_score", list(SCORES), "score"),
     ):
-        value = ui.link_value(param, catalog.parse_choice, options, what)
+        value = state_ui.link_value(param, catalog.parse_choice, options, what)
         if value is not None:
             state[key] = value
-    digit = ui.link_value("digit", catalog.parse_int, 0, 9, "held-out digit")
+    digit = state_ui.link_value("digit", catalog.parse_int, 0, 9, "held-out digit")
     if digit is not None:
         state["an_digit"] = digit
-ui.show_link_notes()
+state_ui.show_link_notes()
 
 # ---------------------------------------------------------------- the cross-data-set setup
 SHORT = {"mnist": "MNIST", "mnist-5k": "MNIST", "fashion-mnist": "Fashion-MNIST"}
@@ -108,11 +123,11 @@ def cross_setup() -> Setup:
             "mnist-vae-conv-z16, or hold out a digit instead."
         )
         st.stop()
-    normal = ui.data_for(cur.entry)
+    normal = load.data_of(cur.entry, on_missing="warn")
     if normal is None:
         st.stop()
     try:
-        anomalous = ui.dataset(partner, cur.entry.image_shape)
+        anomalous = load.data(partner, cur.entry.image_shape, on_missing="raise")
     except DataError as exc:
         st.warning(
             f"**{catalog.dataset_title(partner)} is not available here**, so this setup cannot run. "
@@ -151,46 +166,24 @@ def cross_setup() -> Setup:
 
 # ---------------------------------------------------------------- the held-out-digit setup
 @st.cache_resource
-def _held_out_store() -> dict:
-    """Models trained here, per held-out digit, shared by every session of this process:
-    {digit: (model, split, report)}. Entries are added, never changed."""
-    return {}
-
-
-class _Progress(Callback):
-    """Moves a progress bar as training goes."""
-
-    def __init__(self, bar) -> None:
-        self.bar = bar
-
-    def on_step_end(self, step: int, total_steps: int, loss: float) -> None:
-        if step % 10 == 0 or step == total_steps:
-            self.bar.progress(step / total_steps, text=f"Training… step {step} of {total_steps}, loss {loss:.0f} nats")
+def _held_out_jobs() -> SharedJobs[HeldOutProgress, HeldOutResult | None]:
+    """The held-out models trained here, one job per digit, shared by every session of this
+    process: a job in flight is joined, a finished one keeps its model and scores for later
+    visits; only a failed or cancelled one is started again."""
+    return SharedJobs()
 
 
 def held_out_setup(digit: int) -> Setup:
     """A small VAE trained here on the offline digits without ``digit``; that digit is the anomaly."""
-    data = ui.dataset(HELD_OUT_DATA, DIGIT_SHAPE)
+    data = load.data(HELD_OUT_DATA, DIGIT_SHAPE, on_missing="raise")
     split = held_out_split(data, digit)
-    store = _held_out_store()
     hidden, latent = HELD_OUT_MODEL["hidden"][0], HELD_OUT_MODEL["latent_dim"]
     epochs = HELD_OUT_TRAIN["epochs"]
     what = (
         f"a VAE (MLP, {hidden} hidden units, latent {latent}) trained here for {epochs} epochs on the "
         f"{len(split.train_x):,} training digits of the offline 5,000-digit MNIST subset that are not {digit}"
     )
-    if digit not in store:
-        slot = st.empty()
-        with slot.container():
-            st.info(f"This setup needs {what}. It takes a few seconds on a CPU and is kept for later visits.")
-            train = st.button(f":material/model_training: Train without the {digit}s", key="an_train", type="primary")
-            if not train:
-                st.stop()
-            bar = st.progress(0.0, text="Training…")
-            model = train_on_split(split, "vae", [_Progress(bar)])
-            store[digit] = (model, detect(model, split, pca_components=PCA_COMPONENTS))
-        slot.empty()
-    model, report = store[digit]
+    result = held_out_model(digit, split, what)
     n_anom = int(split.is_anomaly.sum())
     about = (
         f"**Model**: {what} (the sidebar's model saw every digit, so it cannot take part). "
@@ -198,18 +191,62 @@ def held_out_setup(digit: int) -> Setup:
         f"**Anomalous**: the {n_anom} test {digit}s. PCA ({PCA_COMPONENTS} components) is fitted on the "
         "same training digits."
     )
-    return Setup(model, split, report, ("other digits", f"{digit}s"), about, data.class_names, True, DIGIT_SHAPE)
+    return Setup(
+        result.model, split, result.report, ("other digits", f"{digit}s"), about, data.class_names, True, DIGIT_SHAPE
+    )
+
+
+def held_out_model(digit: int, split: AnomalySplit, what: str) -> HeldOutResult:
+    """The trained model for ``digit`` and its scores. Until it is there the script stops here,
+    under the train button, the training's progress, or why the last run ended."""
+    jobs = _held_out_jobs()
+    job = jobs.get(digit)
+    if job is not None and job.status == DONE and job.result is not None:
+        return job.result
+    if job is not None and not job.done:
+        state["an_job"] = job  # this session follows it (the tests wait on it)
+        training_view(job, digit)
+        st.stop()
+    if job is not None and state.get("an_job") is job:  # the run this session watched ended badly
+        if job.status == FAILED:
+            st.error(f"Training stopped with an error: {describe_error(job.error)}")
+        elif job.status == CANCELLED:
+            st.warning("Training was cancelled, so there is no model yet. Start it again below.")
+    st.info(f"This setup needs {what}. It takes a few seconds on a CPU and is kept for later visits.")
+    if st.button(f":material/model_training: Train without the {digit}s", key="an_train", type="primary"):
+        state["an_job"] = jobs.start(digit, lambda: start_held_out(split, "vae", PCA_COMPONENTS))
+        st.rerun()
+    st.stop()
+
+
+def training_view(job: Job[HeldOutProgress, HeldOutResult | None], digit: int) -> None:
+    """The progress of the model without ``digit`` and a Cancel button, polled; the whole page
+    reruns when the job ends."""
+
+    @st.fragment(run_every=POLL_S)
+    def live() -> None:
+        if job.done:
+            st.rerun()
+        p = job.snapshot()
+        if job.status == QUEUED:
+            text = "Waiting for a free core: other runs are training on this server…"
+        elif p.total_steps and p.step >= p.total_steps:
+            text = "Scoring the test images…"
+        elif p.total_steps:
+            text = f"Training… step {p.step} of {p.total_steps}, loss {p.loss:.0f} nats"
+        else:
+            text = "Training…"
+        st.progress(min(1.0, p.fraction), text=f"Without the {digit}s · {text}")
+        if st.button("Cancel", key="an_cancel", icon=":material/stop:"):
+            job.cancel()
+            st.toast("Cancelling: training stops after the current step.")
+
+    live()
 
 
 # ---------------------------------------------------------------- choose the setup
 if state.get("an_setup") not in SETUPS:
-    fashion_here = False
-    if cross_ok:
-        try:
-            ui.dataset(partner, cur.entry.image_shape)
-            fashion_here = True
-        except DataError:
-            pass
+    fashion_here = cross_ok and load.data(partner, cur.entry.image_shape, on_missing="quiet") is not None
     state["an_setup"] = "cross" if fashion_here else "held-out"
 state.setdefault("an_digit", 5)
 state.setdefault("an_score", "recon-mse")
@@ -268,15 +305,15 @@ if report.auroc[kind] < 0.5:
 def your_image() -> tuple[np.ndarray, float] | None:
     """Upload or draw -> (model input (C, H, W), its score), or None."""
     sources = {"upload": "Upload a file"}
-    if ui.can_draw(cur, digits=setup.digit_input):
+    if inputs.can_draw(cur, digits=setup.digit_input):
         sources["draw"] = "Draw"
     if state.get("an_source") not in sources:
         state["an_source"] = "upload"
     source = st.segmented_control("Your image", list(sources), format_func=sources.get, required=True, key="an_source")
     if source == "draw":
-        up = ui.drawn_input(cur, "an_canvas", shape=setup.shape)
+        up = inputs.drawn_input(cur, "an_canvas", shape=setup.shape)
     else:
-        up = ui.uploaded_input(
+        up = inputs.uploaded_input(
             cur,
             "an_upload",
             "Upload an image to score (PNG, JPEG, GIF, BMP, WebP, TIFF)",
@@ -301,6 +338,27 @@ def number(v: float) -> str:
 @st.fragment
 def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
     """The threshold slider and everything it moves: a move reruns only this part of the page."""
+    threshold = threshold_slider()
+    stats = threshold_stats(scores, is_anomaly, threshold)
+    stats_row(stats)
+    hist_col, roc_col = st.columns([1.4, 1], gap="medium")
+    with hist_col:
+        fig = histogram(threshold, None if user is None else user[1])
+        st.plotly_chart(fig, key="an_hist", config=charts.plotly_config(f"anomaly-scores-{kind}"))
+    with roc_col:
+        st.plotly_chart(roc_figure(stats), key="an_roc", config=charts.plotly_config(f"anomaly-roc-{kind}"))
+    if user is not None:
+        share = float(np.mean(scores[~is_anomaly] < user[1]))
+        verdict = "**flagged as anomalous**" if user[1] > threshold else "passed as normal"
+        st.markdown(
+            f"**Your image** scores {number(user[1])} ({unit}): higher than {share:.0%} of the normal test "
+            f"images, so at this threshold it is {verdict}."
+        )
+    state_ui.set_link(setup=setup_id, digit=digit, score=kind)
+
+
+def threshold_slider() -> float:
+    """The threshold over the scores' range, one slider per setup, digit or model, and score."""
     lo, hi = float(scores.min()), float(scores.max())
     hi = max(hi, lo + 1e-6)  # a slider needs a range
     step = float(f"{(hi - lo) / 400:.2g}") or 1e-6
@@ -308,7 +366,7 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
     if slider_key not in state:  # start where 5 % of the normal images are flagged
         default = float(np.quantile(scores[~is_anomaly], 0.95))
         state[slider_key] = min(hi, max(lo, lo + round((default - lo) / step) * step))
-    threshold = st.slider(
+    return st.slider(
         f"Threshold: a score above it is flagged as anomalous ({unit})",
         lo,
         hi,
@@ -316,7 +374,10 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
         format=fmt,
         key=slider_key,
     )
-    stats = threshold_stats(scores, is_anomaly, threshold)
+
+
+def stats_row(stats: ThresholdStats) -> None:
+    """Precision, recall, false alarms and F1 at the threshold, and the confusion table."""
     m = st.columns([1, 1, 1, 0.8, 1.7])
     m[0].metric("Precision", f"{stats.precision:.1%}", help="Of the flagged images, the share that are anomalies.")
     m[1].metric("Recall", f"{stats.recall:.1%}", help="Of the anomalies, the share that are flagged.")
@@ -327,78 +388,74 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
             "| | flagged | passed |\n|---|---:|---:|\n"
             f"| **anomalous** | {stats.tp:,} | {stats.fn:,} |\n| **normal** | {stats.fp:,} | {stats.tn:,} |"
         )
-    hist_col, roc_col = st.columns([1.4, 1], gap="medium")
-    with hist_col:
-        fig = go.Figure()
-        bins = {"start": lo, "end": hi, "size": (hi - lo) / 60 or 1.0}
-        for name, mask in (("normal", ~is_anomaly), ("anomalous", is_anomaly)):
-            label = f"{name}: {setup.names[0 if name == 'normal' else 1]} ({int(mask.sum()):,})"
-            fig.add_trace(
-                go.Histogram(
-                    x=scores[mask],
-                    name=label,
-                    xbins=bins,
-                    histnorm="probability",
-                    marker_color=COLOURS[name],
-                    opacity=0.6,
-                )
-            )
-        fig.add_vline(x=threshold, line={"color": "black", "dash": "dash"}, annotation_text="threshold")
-        if user is not None:
-            fig.add_vline(x=user[1], line={"color": COLOURS["you"], "width": 3}, annotation_text="your image")
-        fig.update_layout(
-            barmode="overlay",
-            height=360,
-            margin={"l": 10, "r": 10, "t": 30, "b": 10},
-            xaxis_title=f"{SCORE_TITLES[kind]}",
-            yaxis_title="share of its group",
-            legend={"orientation": "h", "y": 1.12},
-        )
-        st.plotly_chart(fig, key="an_hist", config=ui.plotly_config(f"anomaly-scores-{kind}"))
-    with roc_col:
-        fig = go.Figure()
+
+
+def histogram(threshold: float, user_score: float | None) -> go.Figure:
+    """The scores of the normal and the anomalous test images, the threshold and your image's score."""
+    lo, hi = float(scores.min()), max(float(scores.max()), float(scores.min()) + 1e-6)
+    fig = go.Figure()
+    bins = {"start": lo, "end": hi, "size": (hi - lo) / 60 or 1.0}
+    for name, mask in (("normal", ~is_anomaly), ("anomalous", is_anomaly)):
+        label = f"{name}: {setup.names[0 if name == 'normal' else 1]} ({int(mask.sum()):,})"
         fig.add_trace(
-            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#bbb", "dash": "dot"})
-        )
-        for name in (kind, "pca"):
-            c = report.curves[name]
-            title = "PCA baseline" if name == "pca" else SCORES[name]
-            fig.add_trace(
-                go.Scatter(
-                    x=c.fpr,
-                    y=c.tpr,
-                    mode="lines",
-                    name=f"{title} (AUROC {c.auroc:.3f})",
-                    line={"color": COLOURS["pca"] if name == "pca" else COLOURS["anomalous"]},
-                )
+            go.Histogram(
+                x=scores[mask],
+                name=label,
+                xbins=bins,
+                histnorm="probability",
+                marker_color=COLOURS[name],
+                opacity=0.6,
             )
+        )
+    fig.add_vline(x=threshold, line={"color": "black", "dash": "dash"}, annotation_text="threshold")
+    if user_score is not None:
+        fig.add_vline(x=user_score, line={"color": COLOURS["you"], "width": 3}, annotation_text="your image")
+    fig.update_layout(
+        barmode="overlay",
+        height=360,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title=f"{SCORE_TITLES[kind]}",
+        yaxis_title="share of its group",
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return fig
+
+
+def roc_figure(stats: ThresholdStats) -> go.Figure:
+    """The ROC curves of the score and of the PCA baseline, with the threshold's point on them."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#bbb", "dash": "dot"}))
+    for name in (kind, "pca"):
+        c = report.curves[name]
+        title = "PCA baseline" if name == "pca" else SCORES[name]
         fig.add_trace(
             go.Scatter(
-                x=[stats.fpr],
-                y=[stats.recall],
-                mode="markers",
-                name="the threshold",
-                marker={"size": 12, "color": "black", "symbol": "x"},
+                x=c.fpr,
+                y=c.tpr,
+                mode="lines",
+                name=f"{title} (AUROC {c.auroc:.3f})",
+                line={"color": COLOURS["pca"] if name == "pca" else COLOURS["anomalous"]},
             )
         )
-        fig.update_layout(
-            height=360,
-            margin={"l": 10, "r": 10, "t": 30, "b": 10},
-            xaxis_title="false-alarm rate (normal images flagged)",
-            yaxis_title="recall (anomalies flagged)",
-            legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
-            xaxis={"range": [0, 1]},
-            yaxis={"range": [0, 1.02], "scaleanchor": "x"},
+    fig.add_trace(
+        go.Scatter(
+            x=[stats.fpr],
+            y=[stats.recall],
+            mode="markers",
+            name="the threshold",
+            marker={"size": 12, "color": "black", "symbol": "x"},
         )
-        st.plotly_chart(fig, key="an_roc", config=ui.plotly_config(f"anomaly-roc-{kind}"))
-    if user is not None:
-        share = float(np.mean(scores[~is_anomaly] < user[1]))
-        verdict = "**flagged as anomalous**" if user[1] > threshold else "passed as normal"
-        st.markdown(
-            f"**Your image** scores {number(user[1])} ({unit}): higher than {share:.0%} of the normal test "
-            f"images, so at this threshold it is {verdict}."
-        )
-    ui.set_link(setup=setup_id, digit=digit, score=kind)
+    )
+    fig.update_layout(
+        height=360,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="false-alarm rate (normal images flagged)",
+        yaxis_title="recall (anomalies flagged)",
+        legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02], "scaleanchor": "x"},
+    )
+    return fig
 
 
 st.subheader("Scores, threshold and ROC curve")
@@ -410,7 +467,7 @@ with mine_col:
 if user is not None:
     with mine_img:
         recon = reconstruct(setup.model, user[0][None])[0]
-        ui.grid_image(
+        charts.grid_image(
             image_grid(np.stack([user[0], recon]), nrow=2),
             f"your image and its reconstruction · score {number(user[1])}",
             file_name="your-image-reconstruction.png",
@@ -435,7 +492,7 @@ for rank, (i, recon) in enumerate(zip(top, recons, strict=True)):
         label = setup.names[int(is_anomaly[i])]
     tag = "anomaly" if is_anomaly[i] else "normal"
     with cols[rank % 4]:
-        ui.image(
+        charts.image(
             image_grid(np.stack([split.test_x[i], recon]), nrow=2, pad_value=1.0),
             f"{rank + 1}. {label} ({tag}) · {number(scores[i])}",
             file_name=f"outlier-{rank + 1}.png",

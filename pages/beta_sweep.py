@@ -15,7 +15,10 @@ from core.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, sta
 from core.latent import image_grid
 from core.sweep import BetaImages, SweepResult, SweepRow, beta_images, parse_betas, rows_from_models
 from core.train import TrainConfig
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "beta-sweep"
 N_IMAGES = 8  # samples and reconstructions per β
@@ -23,7 +26,7 @@ DEFAULT_BETAS = "0.1, 0.5, 1, 2, 4, 8"
 HIDDEN = (256,)  # the sweep's MLP, as the shipped β family: 784-256-z
 POLL_S = 0.5
 
-ui.intro(
+state_ui.intro(
     "β sweep",
     """
 Each row is one VAE trained with a different β, the weight of the KL term in its loss
@@ -71,7 +74,7 @@ def describe_family(family: list[catalog.ModelEntry]) -> str:
 # ---------------------------------------------------------------- the sets of rows
 
 series: list[Series] = []
-families = catalog.beta_families(ui.models())
+families = catalog.beta_families(load.models())
 if families:
     default = next((i for i, f in enumerate(families) if f[0].dataset == state.get("dataset")), 0)
     pick = 0
@@ -84,9 +87,9 @@ if families:
             key="bs_family",
         )
     family = families[pick]
-    data = ui.data_for(family[0])
+    data = load.data_of(family[0], on_missing="warn")
     if data is not None:
-        models = {beta_of(e): ui.load_model(e).model for e in family}
+        models = {beta_of(e): load.load_model(e).model for e in family}
         rows, images = family_figures(
             tuple(e.key for e in family), tuple(e.mtime for e in family), data.name, models, data
         )
@@ -157,7 +160,7 @@ def kl_figure(s: Series):
                 y=kl,
                 mode="lines+markers",
                 name=f"β = {r.beta:g}",
-                line={"color": ui.PALETTE[i % len(ui.PALETTE)]},
+                line={"color": charts.PALETTE[i % len(charts.PALETTE)]},
                 hovertemplate=f"β = {r.beta:g}<br>rank %{{x}}: %{{y:.2f}} nats<extra></extra>",
             )
         )
@@ -188,8 +191,8 @@ def tradeoff_figure(all_series: list[Series]):
                 textposition="top center",
                 cliponaxis=False,
                 name=s.label,
-                marker={"size": 9, "color": ui.PALETTE[i % len(ui.PALETTE)]},
-                line={"color": ui.PALETTE[i % len(ui.PALETTE)]},
+                marker={"size": 9, "color": charts.PALETTE[i % len(charts.PALETTE)]},
+                line={"color": charts.PALETTE[i % len(charts.PALETTE)]},
                 hovertemplate="KL %{x:.2f} nats, reconstruction %{y:.2f} nats<br>%{text}<extra></extra>",
             )
         )
@@ -252,9 +255,9 @@ if series:
         if len(series) > 1:
             st.segmented_control("Set to plot", labels, key="bs_show", help="For the KL plot and the images below")
         shown = next((s for s in series if s.label == state.get("bs_show")), series[0])
-        st.plotly_chart(kl_figure(shown), config=ui.plotly_config("beta-sweep-kl"), key="bs_kl")
+        st.plotly_chart(kl_figure(shown), config=charts.plotly_config("beta-sweep-kl"), key="bs_kl")
     with right:
-        st.plotly_chart(tradeoff_figure(series), config=ui.plotly_config("beta-sweep-tradeoff"), key="bs_tradeoff")
+        st.plotly_chart(tradeoff_figure(series), config=charts.plotly_config("beta-sweep-tradeoff"), key="bs_tradeoff")
     st.caption(
         "Left: a dimension with KL near 0 carries nothing about the image (its posterior is the prior). "
         "Right: each step up in β gives up reconstruction to save KL. Camera icon: save a plot as PNG."
@@ -289,7 +292,7 @@ def add_run(result: SweepResult, data: Dataset, settings: dict) -> None:
 st.subheader("Run a sweep now")
 with st.form("bs_form"):
     cols = st.columns([1.3, 1.6, 0.7, 0.7, 1.2])
-    dataset_name = ui.dataset_picker(
+    dataset_name = inputs.dataset_picker(
         cols[0], "bs_dataset", "MNIST 5,000 digits and LFW faces are always here; the others need a data folder."
     )
     betas_text = cols[1].text_input("β values", DEFAULT_BETAS, key="bs_betas", help="One model per value")
@@ -313,7 +316,7 @@ st.caption(
 if submitted and not busy:
     try:
         betas = parse_betas(betas_text)
-        data = ui.dataset_named(dataset_name)
+        data = load.data(dataset_name, on_missing="error")
         if data is not None:
             mcfg = ModelConfig(
                 kind="vae", arch="mlp", image_shape=data.image_shape, latent_dim=int(latent), hidden=HIDDEN

@@ -18,7 +18,10 @@ from core.denoise import (
     level_curve,
     mean_psnr,
 )
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "denoising"
 BATCH = 64  # test images scored per setting (the means are over these)
@@ -43,7 +46,7 @@ COLOURS = {
     "PCA": "#9467bd",
 }
 
-ui.intro(
+state_ui.intro(
     "Denoising",
     """
 Test digits are corrupted (noise, missing pixels or a black square) and cleaned by three
@@ -54,20 +57,20 @@ that (the denoising AE) does it best, while filters that know nothing of digits 
 """,
 )
 
-cur = ui.current()
+cur = load.current()
 state = st.session_state
-if ui.first_visit(PAGE):
-    asked = ui.link_value("noise", catalog.parse_choice, CORRUPTIONS, "corruption")
+if state_ui.first_visit(PAGE):
+    asked = state_ui.link_value("noise", catalog.parse_choice, CORRUPTIONS, "corruption")
     if asked is not None:
         state["dn_kind"] = asked
     kind_for_level = state.get("dn_kind", "gaussian")
     lo, hi = LEVELS[kind_for_level][:2]
-    level_link = ui.link_value("level", catalog.parse_float, lo, hi, f"{KINDS[kind_for_level].lower()} level")
+    level_link = state_ui.link_value("level", catalog.parse_float, lo, hi, f"{KINDS[kind_for_level].lower()} level")
     if level_link is not None:
         state[f"dn_level_{kind_for_level}"] = round(round(level_link / 0.05) * 0.05, 2)
-ui.show_link_notes()
+state_ui.show_link_notes()
 
-data = ui.data_for(cur.entry)
+data = load.data_of(cur.entry, on_missing="warn")
 if data is None:
     st.info("The comparison needs the data set's images: PCA is fitted on them and the filters are tuned on them.")
     st.stop()
@@ -84,7 +87,7 @@ with c[1]:
 c = st.columns([1.3, 0.6, 0.4], gap="medium", vertical_alignment="bottom")
 with c[0]:
     sources = {"test": "Test images", "upload": "Upload"}
-    if ui.can_draw(cur):
+    if inputs.can_draw(cur):
         sources["draw"] = "Draw"
     if state.get("dn_source") not in sources:
         state["dn_source"] = "test"
@@ -102,7 +105,7 @@ if source == "test":
         )
 
 # ---------------------------------------------------------------- the models in the columns
-candidates = catalog.denoiser_candidates(ui.models(), cur.entry)
+candidates = catalog.denoiser_candidates(load.models(), cur.entry)
 if state.get("_dn_for") != cur.key:  # a new sidebar model: pick its partners afresh
     state["_dn_for"] = cur.key
     for role in catalog.DENOISER_ROLES:
@@ -143,9 +146,9 @@ else:
         + ("Digits are made MNIST-style (white ink, centred in 20×20)." if catalog.is_digits(cur.entry) else "")
     )
     up = (
-        ui.drawn_input(cur, "dn_canvas")
+        inputs.drawn_input(cur, "dn_canvas")
         if source == "draw"
-        else ui.uploaded_input(cur, "dn_upload", "Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)")
+        else inputs.uploaded_input(cur, "dn_upload", "Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)")
     )
     if up is None:
         st.info("No drawing yet: draw a digit above." if source == "draw" else "No image yet: upload one above.")
@@ -179,7 +182,7 @@ def _curve(
 
 
 sig = signature()
-den = _denoisers(sig, {t: ui.load_model(e).model for t, e in chosen.items()}, data.train_x)
+den = _denoisers(sig, {t: load.load_model(e).model for t, e in chosen.items()}, data.train_x)
 result = _compare(sig, kind, float(level), seed, clean, val_clean, den)
 
 
@@ -213,7 +216,9 @@ with cols[0]:
     st.markdown("**Clean**")
     st.caption("the reference")
     for i in range(min(shown, n)):
-        ui.image(clean[i], captions[i], file_name=f"clean-{i}.png", key=f"dn_clean_{i}", target=target, download=False)
+        charts.image(
+            clean[i], captions[i], file_name=f"clean-{i}.png", key=f"dn_clean_{i}", target=target, download=False
+        )
 mean_db = {m: mean_psnr(result.per_image[m]["psnr"]) for m in methods}  # {method: (dB, images left out)}
 for col, method in zip(cols[1:], methods, strict=True):
     row = result.row(method)
@@ -222,7 +227,7 @@ for col, method in zip(cols[1:], methods, strict=True):
         st.caption(settings(method))
         p, s = result.per_image[method]["psnr"], result.per_image[method]["ssim"]
         for i in range(min(shown, n)):
-            ui.image(
+            charts.image(
                 result.images[method][i],
                 f"{db(p[i])} · {s[i]:.2f}",
                 file_name=f"{method}-{i}.png",
@@ -274,7 +279,7 @@ fig.update_layout(
     yaxis_title=f"mean PSNR over {len(batch_rows)} images (dB)",
     legend={"orientation": "h", "y": -0.25},
 )
-st.plotly_chart(fig, key="dn_curve", config=ui.plotly_config(f"psnr-{kind}"))
+st.plotly_chart(fig, key="dn_curve", config=charts.plotly_config(f"psnr-{kind}"))
 
 with st.expander("The numbers"):
     st.dataframe(
@@ -291,4 +296,4 @@ with st.expander("The numbers"):
         hide_index=True,
     )
 
-ui.set_link(noise=kind, level=f"{level:g}")
+state_ui.set_link(noise=kind, level=f"{level:g}")

@@ -4,10 +4,11 @@ of the demos."""
 import streamlit as st
 
 from core.data import REGISTRY
-from pages import _ui as ui
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 st.title("Latent Lab")
-ui.notes_slot()
+state_ui.notes_slot()
 st.markdown(
     """
 Look inside variational autoencoders. Pick a model in the sidebar, then open a demo below:
@@ -98,7 +99,7 @@ with right:
     )
 
 with st.expander("Models and data sets in this install"):
-    entries = ui.models()
+    entries = load.models()
     if entries:
         for e in entries:
             st.write(("✅ " if e.ok else "⚠️ ") + (f"{e.label}: {e.title}" if e.ok else f"{e.label}: {e.error}"))

@@ -5,12 +5,15 @@ import streamlit as st
 
 from core import catalog
 from core.latent import INTERPOLATIONS, gif_bytes, image_grid, interpolate
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "interpolation"
 METHODS = {"linear": "Linear", "slerp": "Spherical", "pixel": "Pixels"}
 
-ui.intro(
+state_ui.intro(
     "Interpolation",
     """
 Two images are encoded, and the codes on the path between them are decoded: the strip shows the
@@ -20,31 +23,31 @@ Spherical interpolation keeps the path at the typical distance from the origin o
 """,
 )
 
-cur = ui.current()
-data = ui.data_for(cur.entry, quiet=True)
+cur = load.current()
+data = load.data_of(cur.entry, on_missing="quiet")
 state = st.session_state
 SOURCES = {"test": "Test image", "random": "Random", "upload": "Upload"}
 if data is None:
     SOURCES = {"upload": "Upload"}
     st.info("The data set is not available here, so both ends come from uploads.")
 
-if ui.first_visit(PAGE):
-    method = ui.link_value("method", catalog.parse_choice, INTERPOLATIONS, "interpolation")
+if state_ui.first_visit(PAGE):
+    method = state_ui.link_value("method", catalog.parse_choice, INTERPOLATIONS, "interpolation")
     if method is not None:
         state["ip_method"] = method
-    steps = ui.link_value("steps", catalog.parse_int, 3, 16, "number of steps")
+    steps = state_ui.link_value("steps", catalog.parse_int, 3, 16, "number of steps")
     if steps is not None:
         state["ip_steps"] = steps
     if data is not None:
         for end in ("a", "b"):
-            row = ui.link_value(end, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
+            row = state_ui.link_value(end, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
             if row is not None:  # select that image's class and its index within the class
                 cls = None if data.test_y is None else int(data.test_y[row])
                 state[f"ip_{end}_src"] = "test"
                 if cls is not None:
                     state[f"ip_{end}_class"] = cls
                 state[f"ip_{end}_index"] = int(np.flatnonzero(catalog.class_members(data, cls) == row)[0])
-ui.show_link_notes()
+state_ui.show_link_notes()
 for key, default in (("ip_method", "linear"), ("ip_steps", 10), ("ip_a_src", next(iter(SOURCES))),
                      ("ip_b_src", next(iter(SOURCES)))):  # fmt: skip
     state.setdefault(key, default)
@@ -60,15 +63,15 @@ def pick(end: str, default_class: int):
         "Source", list(SOURCES), format_func=SOURCES.get, required=True, key=f"ip_{end}_src", wrap=True
     )
     if src == "test":
-        row, caption = ui.pick_test_item(data, f"ip_{end}", "Image", 0, default_class)
+        row, caption = inputs.pick_test_item(data, f"ip_{end}", "Image", 0, default_class)
     elif src == "random":
         st.button(":material/casino: Another one", key=f"ip_{end}_shuffle", on_click=shuffle, args=(end,))
         draw = state.get(f"ip_{end}_draw", 0)
         row = int(np.random.default_rng([ord(end), draw]).integers(len(data.test_x)))
         caption = f"test #{row}"
     else:
-        y = ui.condition_picker(cur, f"ip_{end}_y", "Which digit is it? (the condition)")
-        up = ui.uploaded_input(cur, f"ip_{end}_upload")
+        y = inputs.condition_picker(cur, f"ip_{end}_y", "Which digit is it? (the condition)")
+        up = inputs.uploaded_input(cur, f"ip_{end}_upload")
         if up is None:
             return None
         return up[1], y, "your image", None
@@ -83,8 +86,8 @@ for col, end, default_class in ((cols[0], "a", 0), (cols[1], "b", 1)):
         st.subheader(f"From {end.upper()}" if end == "a" else f"To {end.upper()}")
         ends[end] = pick(end, default_class)
         if ends[end] is not None:
-            ui.image(ends[end][0], ends[end][2], file_name=f"input-{end}.png", key=f"ip_{end}_png", target=112,
-                     download=False)  # fmt: skip
+            charts.image(ends[end][0], ends[end][2], file_name=f"input-{end}.png", key=f"ip_{end}_png", target=112,
+                         download=False)  # fmt: skip
 with cols[2]:
     st.subheader("The path")
     method = st.segmented_control(
@@ -112,7 +115,7 @@ name = cur.entry.name
 for m in INTERPOLATIONS if compare else (method,):
     path = interpolate(cur.model, x_a, x_b, steps, m, y_a, y_b)
     st.markdown(f"**{METHODS[m]}**" + (" · first and last are the reconstructions of A and B" if m != "pixel" else ""))
-    ui.grid_image(
+    charts.grid_image(
         image_grid(path.images, nrow=steps),
         None,
         file_name=f"{name}-{m}-{steps}.png",
@@ -121,7 +124,7 @@ for m in INTERPOLATIONS if compare else (method,):
     )
     st.download_button(
         ":material/download: GIF (loops A → B → A)",
-        lambda images=path.images: gif_bytes(images, scale=6 if not ui.is_faces(cur.entry) else 5),
+        lambda images=path.images: gif_bytes(images, scale=6 if not charts.is_faces(cur.entry) else 5),
         file_name=f"{name}-{m}-{steps}.gif",
         mime="image/gif",
         key=f"ip_gif_{m}",
@@ -131,4 +134,4 @@ for m in INTERPOLATIONS if compare else (method,):
     if cur.conditional:
         st.caption("A conditional VAE switches the class input at the midpoint; the code carries the style.")
 
-ui.set_link(a=row_a, b=row_b, method=method, steps=steps)
+state_ui.set_link(a=row_a, b=row_b, method=method, steps=steps)

@@ -5,11 +5,14 @@ import streamlit as st
 
 from core import catalog
 from core.latent import project, reconstruct
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "latent-map"
 
-ui.intro(
+state_ui.intro(
     "Latent map",
     """
 Each dot is one test image, placed by its code (the encoder's mean μ), projected onto the plane
@@ -19,25 +22,25 @@ the image beside its reconstruction.
 """,
 )
 
-cur = ui.current()
-data = ui.data_for(cur.entry)
+cur = load.current()
+data = load.data_of(cur.entry, on_missing="warn")
 if data is None:
     st.stop()
 state = st.session_state
 pool_size = len(catalog.pool(data)[0])
-choices = [p for p in ui.MAP_POINTS if p < pool_size] + [pool_size]
-if ui.first_visit(PAGE):
-    points = ui.link_value("points", catalog.parse_int, 1, pool_size, "number of points")
+choices = [p for p in inputs.MAP_POINTS if p < pool_size] + [pool_size]
+if state_ui.first_visit(PAGE):
+    points = state_ui.link_value("points", catalog.parse_int, 1, pool_size, "number of points")
     if points is not None:
         state["map_points"] = min(choices, key=lambda c: abs(c - points))
     for param in ("x", "y"):
-        axis = ui.link_value(param, catalog.parse_int, 1, 3, f"{param} axis")
+        axis = state_ui.link_value(param, catalog.parse_int, 1, 3, f"{param} axis")
         if axis is not None:
             state[f"map_{param}"] = axis - 1
-    row = ui.link_value("row", catalog.parse_int, 0, pool_size - 1, "point")
+    row = state_ui.link_value("row", catalog.parse_int, 0, pool_size - 1, "point")
     if row is not None:
         state["map_row"] = row
-ui.show_link_notes()
+state_ui.show_link_notes()
 state.setdefault("map_points", 2000 if 2000 in choices else choices[-1])
 if state["map_points"] not in choices:
     state["map_points"] = choices[-1]
@@ -52,7 +55,7 @@ if state.get("map_points_prev") != n_points:  # a new subset numbers its points 
     state["map_points_prev"] = n_points
     if "map_row" in state and state["map_row"] >= n_points:
         state["map_row"] = 0
-codes = ui.codes_of(cur.entry, cur.model, data, None if n_points >= pool_size else n_points)
+codes = load.codes_of(cur.entry, cur.model, data, None if n_points >= pool_size else n_points)
 if cur.model.latent_dim < 2:
     st.info("A one-dimensional code has no plane to show; the sliders page shows what it does.")
     st.stop()
@@ -74,17 +77,17 @@ labels = codes.codes.labels
 names = data.class_names if labels is not None else None
 # The chart's selection is in session state before the chart is drawn: use it now, so the
 # star marks the clicked point in this very run.
-clicked = ui.selected_point(state.get("map_chart"))
+clicked = charts.selected_point(state.get("map_chart"))
 if clicked is not None and clicked != state.get("map_clicked"):
     state["map_clicked"] = clicked
     state["map_row"] = clicked
 row = state.get("map_row")
 plot, detail = st.columns([1.7, 1], gap="large")
 with plot:
-    fig = ui.scatter(
+    fig = charts.scatter(
         proj.coords[:, [ax, ay]], labels, names, (proj.axis_labels[ax], proj.axis_labels[ay]), highlight=row
     )
-    config = ui.plotly_config(f"{cur.entry.name}-map")
+    config = charts.plotly_config(f"{cur.entry.name}-map")
     st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode="points", config=config)
     st.caption(f"{codes.description}, {data.source_note}. Drag to pan, scroll to zoom, camera icon to save a PNG.")
 with detail:
@@ -95,12 +98,12 @@ with detail:
     recon = reconstruct(cur.model, x[None], None if y is None else np.array([y]))[0]
     caption = f"#{row}" + (f" · {names[y]}" if names is not None else "")
     pair = st.columns(2)
-    target = 200 if ui.is_faces(cur.entry) else 168
+    target = 200 if charts.is_faces(cur.entry) else 168
     with pair[0]:
-        ui.image(x, f"input {caption}", file_name=f"map-{row}-input.png", key="map_in_png", target=target)
+        charts.image(x, f"input {caption}", file_name=f"map-{row}-input.png", key="map_in_png", target=target)
     with pair[1]:
-        ui.image(recon, "reconstruction", file_name=f"map-{row}-recon.png", key="map_out_png", target=target)
+        charts.image(recon, "reconstruction", file_name=f"map-{row}-recon.png", key="map_out_png", target=target)
     coords = ", ".join(f"{proj.axis_labels[i].split(' ')[0]} {proj.coords[row, i]:.2f}" for i in (ax, ay))
     st.caption(f"Position: {coords}.")
 
-ui.set_link(points=n_points, x=ax + 1 if k > 2 else None, y=ay + 1 if k > 2 else None, row=row)
+state_ui.set_link(points=n_points, x=ax + 1 if k > 2 else None, y=ay + 1 if k > 2 else None, row=row)

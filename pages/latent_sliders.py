@@ -5,13 +5,16 @@ import streamlit as st
 
 from core import catalog
 from core.latent import decode, encode_codes
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "sliders"
 SHOWN = 8  # sliders in view for a large code; the rest wait in an expander
 ALL_SHOWN_UP_TO = 10
 
-ui.intro(
+state_ui.intro(
     "Latent sliders",
     """
 The picture on the left is the decoder's output for the code set by the sliders on the right,
@@ -21,9 +24,9 @@ the model learned these directions from data alone, without labels. The most use
 """,
 )
 
-cur = ui.current()
-data = ui.data_for(cur.entry, quiet=True)
-rank = ui.ranking(cur, data)
+cur = load.current()
+data = load.data_of(cur.entry, on_missing="quiet")
+rank = load.ranking(cur, data)
 z_dim = cur.model.latent_dim
 variational = cur.entry.is_variational
 
@@ -33,7 +36,7 @@ if variational:
     lo, hi, step = np.full(z_dim, -4.0), np.full(z_dim, 4.0), np.full(z_dim, 0.05)
 else:
     if data is not None:
-        codes = ui.codes_of(cur.entry, cur.model, data).codes
+        codes = load.codes_of(cur.entry, cur.model, data).codes
         centre, spread = codes.mu.mean(0), np.maximum(codes.spread, 1e-3)
     else:
         centre, spread = np.zeros(z_dim, np.float32), np.full(z_dim, 2.5, np.float32)
@@ -63,7 +66,7 @@ STARTS = {
     "test": "Test image",
     "upload": "Upload",
 }
-if ui.can_draw(cur):
+if inputs.can_draw(cur):
     STARTS["draw"] = "Draw"
 top = st.columns([1.5, 1.5, 0.6], gap="large")
 with top[0]:
@@ -78,9 +81,9 @@ with top[1]:
         seed = st.number_input("Seed", 0, 10_000, 0, key="sl_seed")
         base, base_label = random_code(int(seed)), f"random sample, seed {seed}"
     elif start == "test":
-        data = ui.data_for(cur.entry)
+        data = load.data_of(cur.entry, on_missing="warn")
         if data is not None:
-            row, base_label = ui.pick_test_item(data, "sl_item")
+            row, base_label = inputs.pick_test_item(data, "sl_item")
             start_img = data.test_x[row]
             y = None if data.test_y is None else data.test_y[[row]]
             base = encode_codes(cur.model, start_img[None], y).mu[0]
@@ -92,15 +95,15 @@ with top[1]:
                 "To start from a drawing, draw a digit on paper or in any paint program and upload a photo of it "
                 "(drawing inside the page needs the optional package streamlit-drawable-canvas)."
             )
-        y_up = ui.condition_picker(cur, "sl_upload_y", "Which digit is it? (the condition)")
-        up = ui.uploaded_input(cur, "sl_upload")
+        y_up = inputs.condition_picker(cur, "sl_upload_y", "Which digit is it? (the condition)")
+        up = inputs.uploaded_input(cur, "sl_upload")
         if up is not None:
             start_img = up[1]
             base = encode_codes(cur.model, start_img[None], None if y_up is None else np.array([y_up])).mu[0]
             base_label = "your image"
     elif start == "draw":
-        y_draw = ui.condition_picker(cur, "sl_draw_y", "Which digit is it? (the condition)")
-        drawn = ui.drawn_input(cur, "sl_canvas")
+        y_draw = inputs.condition_picker(cur, "sl_draw_y", "Which digit is it? (the condition)")
+        drawn = inputs.drawn_input(cur, "sl_canvas")
         if drawn is None:
             st.caption("Draw a digit with the mouse: white on black, like MNIST.")
         else:
@@ -113,13 +116,17 @@ if base is None:  # no data or no upload yet: keep whatever the sliders hold
         base = centre.copy()
 with top[2]:
     if start_img is not None:
-        ui.image(start_img, "the input", file_name="input.png", key="sl_input_png", target=112, download=False)
+        charts.image(start_img, "the input", file_name="input.png", key="sl_input_png", target=112, download=False)
 
 # A new start (or model) moves the sliders to it; a link's code wins on the first visit.
 signature = (cur.key, start, base_label, tuple(np.round(base, 4)))
-if ui.first_visit(PAGE):
-    z_link = ui.link_value("z", catalog.parse_code, lo, hi)
-    y_link = ui.link_value("y", catalog.parse_int, 0, max(cur.num_classes - 1, 0), "digit") if cur.conditional else None
+if state_ui.first_visit(PAGE):
+    z_link = state_ui.link_value("z", catalog.parse_code, lo, hi)
+    y_link = (
+        state_ui.link_value("y", catalog.parse_int, 0, max(cur.num_classes - 1, 0), "digit")
+        if cur.conditional
+        else None
+    )
     if y_link is not None:
         st.session_state["sl_y"] = y_link
     if z_link is not None:
@@ -134,7 +141,7 @@ if st.session_state.get("sl_sig") != signature or any(slider_key(i) not in st.se
     set_code(base)
     st.session_state["sl_sig"] = signature
 st.session_state["sl_base"] = np.asarray(base, np.float32)
-ui.show_link_notes()
+state_ui.show_link_notes()
 
 
 def reset() -> None:
@@ -162,7 +169,7 @@ def explorer() -> None:
         buttons = st.container(horizontal=True)
         buttons.button(":material/restart_alt: Reset", on_click=reset, help="Back to the start code", key="sl_reset")
         buttons.button(":material/casino: Randomise", on_click=randomise, help="A fresh random code", key="sl_random")
-        y = ui.condition_picker(cur, "sl_y")
+        y = inputs.condition_picker(cur, "sl_y")
         shown = order if z_dim <= ALL_SHOWN_UP_TO else order[:SHOWN]
         rest = order[len(shown) :]
         cols = st.columns(2)
@@ -178,10 +185,10 @@ def explorer() -> None:
     z = np.array([st.session_state[slider_key(i)] for i in range(z_dim)], np.float32)
     image = decode(cur.model, z, y)[0]
     with picture:
-        target = 380 if ui.is_faces(cur.entry) else 336
+        target = 380 if charts.is_faces(cur.entry) else 336
         caption = f"decoded from the sliders ({base_label or 'start'})"
-        ui.image(image, caption, file_name=f"{cur.entry.name}-sliders.png", key="sl_png", target=target)
-    ui.set_link(z=catalog.format_code(z), y=y)
+        charts.image(image, caption, file_name=f"{cur.entry.name}-sliders.png", key="sl_png", target=target)
+    state_ui.set_link(z=catalog.format_code(z), y=y)
 
 
 explorer()

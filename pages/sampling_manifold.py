@@ -7,11 +7,14 @@ import streamlit as st
 
 from core import catalog
 from core.latent import image_grid, manifold_grid, pca_grid, project, sample_prior
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "sampling"
 
-ui.intro(
+state_ui.intro(
     "Sampling and the 2-D manifold",
     """
 Left: images decoded from random codes z ~ N(0, T²·I), codes the model never saw. Right: a grid
@@ -21,7 +24,7 @@ can *generate*; a lower temperature T stays nearer the centre and trades variety
 """,
 )
 
-cur = ui.current()
+cur = load.current()
 z_dim = cur.model.latent_dim
 name = cur.entry.name
 if not cur.entry.is_variational:
@@ -32,7 +35,7 @@ if not cur.entry.is_variational:
     )
 
 state = st.session_state
-if ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE):
     for param, key, parser, args in (
         ("t", "sa_t", catalog.parse_float, (0.0, 2.0, "temperature")),
         ("n", "sa_n", catalog.parse_int, (2, 12, "grid size")),
@@ -40,10 +43,10 @@ if ui.first_visit(PAGE):
         ("grid", "mf_n", catalog.parse_int, (3, 25, "manifold size")),
         ("span", "mf_span", catalog.parse_float, (0.25, 3.0, "range")),
     ):
-        value = ui.link_value(param, parser, *args)
+        value = state_ui.link_value(param, parser, *args)
         if value is not None:
             state[key] = value
-ui.show_link_notes()
+state_ui.show_link_notes()
 for key, default in (("sa_t", 1.0), ("sa_n", 8), ("sa_seed", 0), ("mf_n", 15), ("mf_span", 1.0)):
     state.setdefault(key, default)
 
@@ -63,7 +66,7 @@ with left:
     # A conditional VAE draws one digit per row; the code carries only the style.
     y = (np.arange(n * n) // n) % cur.num_classes if cur.conditional else None
     _, samples = sample_prior(cur.model, n * n, temperature, int(seed), y)
-    ui.grid_image(
+    charts.grid_image(
         image_grid(samples, nrow=n),
         f"{n * n} samples at T = {temperature:g}, seed {seed}" + ("; row r draws digit r" if y is not None else ""),
         file_name=f"{name}-samples-T{temperature:g}-seed{seed}.png",
@@ -84,9 +87,9 @@ with right:
         help="Codes run over the Gaussian quantiles Φ⁻¹((i + ½)/n) times this factor, in prior σ for a VAE "
         "(the codes' own spread for a plain AE).",
     )
-    data = ui.data_for(cur.entry, quiet=True)
-    rank = ui.ranking(cur, data)
-    y_m = ui.condition_picker(cur, "mf_y")
+    data = load.data_of(cur.entry, on_missing="quiet")
+    rank = load.ranking(cur, data)
+    y_m = inputs.condition_picker(cur, "mf_y")
     if z_dim == 2:
         axes = "dims"
         dims = (0, 1)
@@ -108,17 +111,17 @@ with right:
         st.info("Pick two different dimensions.")
     else:
         if axes == "pca":
-            codes = ui.codes_of(cur.entry, cur.model, data).codes
+            codes = load.codes_of(cur.entry, cur.model, data).codes
             proj = project(codes.mu)
             proj = replace(proj, explained_variance=proj.explained_variance * span**2)
             grid = pca_grid(cur.model, proj, size, y_m)
         elif cur.entry.is_variational or data is None:
             grid = manifold_grid(cur.model, size, dims, scale=span, y=y_m)
         else:  # a plain AE: centre on its codes and scale by their spread
-            codes = ui.codes_of(cur.entry, cur.model, data).codes
+            codes = load.codes_of(cur.entry, cur.model, data).codes
             mean = codes.mu.mean(0)
             grid = manifold_grid(cur.model, size, dims, base=mean, center=mean, scale=codes.spread * span, y=y_m)
-        ui.grid_image(
+        charts.grid_image(
             image_grid(grid.images),
             f"{grid.axes[0]} left → right from {grid.cols[0]:.2f} to {grid.cols[-1]:.2f}; "
             f"{grid.axes[1]} bottom → top from {grid.rows[-1]:.2f} to {grid.rows[0]:.2f}"
@@ -128,4 +131,4 @@ with right:
             target=600,
         )
 
-ui.set_link(t=f"{temperature:g}", n=n, seed=seed, grid=size, span=f"{span:g}")
+state_ui.set_link(t=f"{temperature:g}", n=n, seed=seed, grid=size, span=f"{span:g}")

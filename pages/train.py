@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import catalog
 from core.checkpoints import CheckpointError
-from core.config import ConfigError, ModelConfig
+from core.config import KINDS, ConfigError, ModelConfig
 from core.data import Dataset
 from core.images import to_png
 from core.jobs import (
@@ -24,12 +24,20 @@ from core.jobs import (
     start_training,
 )
 from core.latent import image_grid
-from core.train import PRESETS, TrainConfig
-from pages import _ui as ui
+from core.train import TrainConfig
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
 PAGE = "train"
 POLL_S = 0.5
 N_PREVIEW = 8
+# The model menu, in its order: name -> (the network built, its TrainConfig overrides).
+PRESETS = {
+    name: (KINDS[name].network, KINDS[name].train_overrides)
+    for name in ("vae", "ae", "cvae", "dae", "sparse", "contractive")
+}
 MODEL_NAMES = {
     "vae": "VAE",
     "ae": "Autoencoder (AE)",
@@ -44,7 +52,7 @@ MODEL_HELP = (
     "Sparse AE: an L1 penalty on the code. Contractive AE: a penalty on how fast the code changes with the input."
 )
 
-ui.intro(
+state_ui.intro(
     "Train a model",
     """
 Pick a data set, a model and a few settings, and watch it learn: the curves show the two terms
@@ -64,7 +72,7 @@ if job is not None and job.done and state.get("tr_seen") is not job:
     # The run just ended (the page polled it, or the user came back to the page): refresh the
     # model listing so the sidebar picker offers the new checkpoint, then draw everything anew.
     state["tr_seen"] = job
-    ui.models.clear()
+    load.models.clear()
     st.rerun()
 
 
@@ -77,7 +85,7 @@ def open_in_sidebar(key: str, dataset: str) -> None:
 
 running = job is not None and not job.done
 c = st.columns([1.4, 1.2, 0.8])
-dataset_name = ui.dataset_picker(
+dataset_name = inputs.dataset_picker(
     c[0],
     "tr_dataset",
     "MNIST 5,000 digits and LFW faces are always here; the full sets need a data folder or a download.",
@@ -137,7 +145,7 @@ def preview_rows(data: Dataset) -> np.ndarray:
 
 
 if start and not running:
-    data = ui.dataset_named(dataset_name)
+    data = load.data(dataset_name, on_missing="error")
     if data is not None:
         try:
             if kind == "cvae" and not data.num_classes:
@@ -180,8 +188,8 @@ def curves(p: TrainProgress, variational: bool):
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Reconstruction (nats per image)", "KL (nats per image)"))
     test_x = [e.epoch for e in p.epochs]
     for col, steps, test, colour in (
-        (1, p.curve_recon, [e.test_recon for e in p.epochs], ui.PALETTE[0]),
-        (2, p.curve_kl, [e.test_kl for e in p.epochs], ui.PALETTE[1]),
+        (1, p.curve_recon, [e.test_recon for e in p.epochs], charts.PALETTE[0]),
+        (2, p.curve_kl, [e.test_kl for e in p.epochs], charts.PALETTE[1]),
     ):
         fig.add_trace(
             go.Scatter(
@@ -243,7 +251,7 @@ def show_run(job: Job[TrainProgress, TrainOutcome], request: TrainRequest, live:
     with left:
         st.plotly_chart(
             curves(p, request.model_config.is_variational),
-            config=ui.plotly_config(f"{request.name}-curves"),
+            config=charts.plotly_config(f"{request.name}-curves"),
             key="tr_curves_live" if live else "tr_curves",
         )
     with right:
@@ -257,9 +265,9 @@ def show_run(job: Job[TrainProgress, TrainOutcome], request: TrainRequest, live:
         if grid is None:
             st.caption(caption)
         elif live:
-            st.image(to_png(grid, ui.grid_scale(grid, 480)), caption=caption, output_format="PNG")
+            st.image(to_png(grid, charts.grid_scale(grid, 480)), caption=caption, output_format="PNG")
         else:
-            ui.grid_image(grid, caption, file_name=f"{request.name}-reconstructions.png", key="tr_png", target=480)
+            charts.grid_image(grid, caption, file_name=f"{request.name}-reconstructions.png", key="tr_png", target=480)
 
 
 job = state.get("tr_job")
@@ -295,7 +303,7 @@ if job is not None and request is not None:
                 if st.button(f"Save the weights of epoch {n}", key="tr_save", icon=":material/save:"):
                     try:
                         save_outcome(outcome, request)
-                        ui.models.clear()
+                        load.models.clear()
                         st.rerun()
                     except CheckpointError as exc:
                         st.error(f"Not saved: {exc}.")

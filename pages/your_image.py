@@ -6,9 +6,12 @@ import streamlit as st
 
 from core import catalog
 from core.latent import encode_codes, reconstruct
-from pages import _ui as ui
+from pages import _ui_charts as charts
+from pages import _ui_inputs as inputs
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
 
-ui.intro(
+state_ui.intro(
     "Your own image",
     """
 Upload a photo of a handwritten digit or a face: it is turned into the model's kind of input
@@ -18,7 +21,7 @@ nearest thing it has learned, and the result shows what its code space can repre
 """,
 )
 
-cur = ui.current()
+cur = load.current()
 digits = catalog.is_digits(cur.entry)
 st.caption(
     "Digits: any photo or scan of one digit, dark ink on light paper or light on dark; it is cropped "
@@ -29,17 +32,17 @@ st.caption(
 up_col, y_col = st.columns([2, 1])
 with up_col:
     source = "upload"
-    if ui.can_draw(cur):
+    if inputs.can_draw(cur):
         source = st.segmented_control(
             "Input", ["upload", "draw"], format_func={"upload": "Upload a file", "draw": "Draw"}.get,
             default="upload", required=True, key="yi_source",
         )  # fmt: skip
     if source == "draw":
-        up = ui.drawn_input(cur, "yi_canvas")
+        up = inputs.drawn_input(cur, "yi_canvas")
     else:
-        up = ui.uploaded_input(cur, "yi_upload", "Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)")
+        up = inputs.uploaded_input(cur, "yi_upload", "Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)")
 with y_col:
-    y = ui.condition_picker(cur, "yi_y", "Which digit is it? (the condition)")
+    y = inputs.condition_picker(cur, "yi_y", "Which digit is it? (the condition)")
 if up is None:
     st.info(
         "No drawing yet: draw a digit above with the mouse."
@@ -56,12 +59,14 @@ target = 260
 cols = st.columns(3)
 with cols[0]:
     caption = f"your {'drawing' if source == 'draw' else 'file'} ({original.shape[1]}×{original.shape[0]}, grayscale)"
-    ui.image(original, caption, file_name="original.png", key="yi_orig_png", target=min(max(original.shape), target))
+    charts.image(
+        original, caption, file_name="original.png", key="yi_orig_png", target=min(max(original.shape), target)
+    )
 with cols[1]:
     c, h, w = x.shape
-    ui.image(x, f"the model's input ({w}×{h})", file_name="model-input.png", key="yi_in_png", target=target)
+    charts.image(x, f"the model's input ({w}×{h})", file_name="model-input.png", key="yi_in_png", target=target)
 with cols[2]:
-    ui.image(recon, "its reconstruction", file_name="reconstruction.png", key="yi_out_png", target=target)
+    charts.image(recon, "its reconstruction", file_name="reconstruction.png", key="yi_out_png", target=target)
 
 st.subheader("Its code")
 mu = code.mu[0]
@@ -77,7 +82,7 @@ fig = go.Figure(
 fig.update_layout(
     height=300, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis_title="μ (± σ)" if sd is not None else "z"
 )
-st.plotly_chart(fig, key="yi_code", config=ui.plotly_config(f"{cur.entry.name}-code"))
+st.plotly_chart(fig, key="yi_code", config=charts.plotly_config(f"{cur.entry.name}-code"))
 st.caption(
     "Bars are the code's mean μ per dimension, whiskers the encoder's uncertainty σ; "
     "a dimension with σ ≈ 1 and μ ≈ 0 is unused (its posterior is the prior)."

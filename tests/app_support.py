@@ -84,12 +84,12 @@ def model_folder() -> Path:
 
 def app_env(monkeypatch, folder: Path | None = None, user: Path | None = None) -> None:
     """Point the app at the test models (and an empty user folder); forget the cached listing."""
-    from pages import _ui
+    from pages import _ui_load
 
     monkeypatch.setenv("LATENTLAB_CHECKPOINTS", str(folder or model_folder()))
     monkeypatch.setenv("LATENTLAB_USER_CHECKPOINTS", str(user or Path(tempfile.gettempdir()) / "latentlab-no-user"))
     monkeypatch.delenv("LATENTLAB_DOWNLOAD", raising=False)
-    _ui.models.clear()
+    _ui_load.models.clear()
 
 
 def app_test(page: str | None = None, query: dict | None = None, timeout: float = 90):

@@ -277,3 +277,60 @@ def test_fit_reports_batch_terms_only_to_callbacks_that_want_them():
     fit(build_model(MLP), tiny_dataset(64), TrainConfig(epochs=1, batch_size=16), [cb, Callback()])
     assert [s for s, _, _ in cb.seen] == [1, 2]
     assert all(r > 0 and k >= 0 for _, r, k in cb.seen)
+
+
+# ---------------------------------------------------------------- a held-out-digit anomaly model
+
+
+def test_a_held_out_job_trains_scores_and_reports_its_steps(mnist5k):
+    from core.anomaly import held_out_split
+
+    split = held_out_split(mnist5k, 5)
+    job = jobs.start_held_out(split, pca_components=8, epochs=1)
+    assert job.wait(120), "one epoch of the small MLP"
+    assert job.status == jobs.DONE, jobs.describe_error(job.error)
+    p = job.snapshot()
+    assert p.step == p.total_steps > 0 and p.fraction == 1.0 and np.isfinite(p.loss)
+    report = job.result.report
+    assert set(report.auroc) == {"recon-mse", "elbo", "pca"}
+    assert all(0.0 <= a <= 1.0 for a in report.auroc.values())
+    assert report.scores["recon-mse"].shape == split.is_anomaly.shape
+    assert not job.result.model.training
+
+
+def test_a_cancelled_held_out_job_stops_after_a_step_and_has_no_result(mnist5k):
+    from core.anomaly import held_out_split
+
+    job = jobs.start_held_out(held_out_split(mnist5k, 3), epochs=200)
+    deadline = time.time() + 60
+    while job.snapshot().step < 1 and time.time() < deadline:
+        time.sleep(0.02)
+    job.cancel()
+    assert job.wait(30)
+    p = job.snapshot()
+    assert job.status == jobs.CANCELLED and job.result is None
+    assert 1 <= p.step < p.total_steps
+
+
+def test_shared_jobs_join_a_run_and_replace_only_a_failed_or_cancelled_one():
+    shared = jobs.SharedJobs()
+    release = threading.Event()
+    started = []
+
+    def begin():
+        started.append(jobs.Job(lambda job: release.wait(10) and "model", None).start())
+        return started[-1]
+
+    first = shared.start(5, begin)
+    assert shared.start(5, begin) is first and len(started) == 1, "a run in flight is joined"
+    assert shared.get(5) is first and shared.get(3) is None
+    release.set()
+    assert first.wait(10) and first.result == "model"
+    assert shared.start(5, begin) is first, "a finished run is reused"
+
+    def fail(job):
+        raise RuntimeError("boom")
+
+    broken = shared.start(3, lambda: jobs.Job(fail, None).start())
+    assert broken.wait(10) and broken.status == jobs.FAILED
+    assert shared.start(3, begin) is not broken and len(started) == 2

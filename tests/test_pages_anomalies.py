@@ -1,11 +1,15 @@
-"""The anomaly page through AppTest: the held-out digit (trained on demand), the threshold, the
-ROC curve with the PCA baseline, the outliers, your own image, and the cross-data-set setup
-(a clear message offline; the real thing when ../shared/data holds Fashion-MNIST)."""
+"""The anomaly page through AppTest: the held-out digit (trained on demand in a background job,
+with progress and cancel), the threshold, the ROC curve with the PCA baseline, the outliers, your
+own image, and the cross-data-set setup (a clear message offline; the real thing when
+../shared/data holds Fashion-MNIST)."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from core import jobs
 from tests.app_support import app_env, app_test, digit_png
 from tests.conftest import requires_shared_data, shared_data_dir
 
@@ -22,10 +26,14 @@ def ok(at):
 
 
 def trained(at):
-    """Press the train button when this digit's model is not trained yet in this process."""
+    """Press the train button when this digit's model is not trained yet in this process, wait
+    for the background job and rerun, as the page's poll would."""
     buttons = [b for b in at.button if b.key == "an_train"]
     if buttons:
         ok(buttons[0].click().run())
+    if not at.metric and "an_job" in at.session_state:
+        assert at.session_state["an_job"].wait(180), "the held-out model did not finish"
+        ok(at.run())
     return at
 
 
@@ -47,6 +55,42 @@ def test_offline_it_opens_on_a_held_out_digit_and_trains_on_demand():
     assert len(at.get("plotly_chart")) == 2  # histogram, ROC
     assert len([i for i in at.image if i.captions and "·" in i.captions[0]]) == 12  # the outliers
     assert at.query_params["setup"] == "held-out" and at.query_params["digit"] == "5"
+
+
+def test_the_held_out_model_trains_in_the_background_with_progress_and_cancel(monkeypatch):
+    # One slot for the whole process, taken here: the job waits in the queue until the test
+    # lets it run, so the page's progress and the cancel button can be seen for sure.
+    slots = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(jobs, "_SLOTS", slots)
+    assert slots.acquire(timeout=10)
+    released = False
+    try:
+        at = ok(app_test("anomalies", query={"setup": "held-out", "digit": "7"}))
+        assert not at.metric and at.button(key="an_train").label.endswith("Train without the 7s")
+        ok(at.button(key="an_train").click().run())
+        job = at.session_state["an_job"]
+        assert job.status == jobs.QUEUED
+        assert "Without the 7s" in at.progress[0].text and not at.metric
+        ok(at.button(key="an_cancel").click().run())
+        assert job.wait(10) and job.status == jobs.CANCELLED
+        ok(at.run())
+        assert "cancelled" in at.warning[0].value and not at.progress
+        ok(at.button(key="an_train").click().run())  # start again: a new job
+        again = at.session_state["an_job"]
+        assert again is not job and at.progress and at.button(key="an_cancel")
+        slots.release()
+        released = True
+        assert again.wait(180) and again.status == jobs.DONE
+        ok(at.run())
+    finally:
+        if not released:
+            slots.release()
+    assert not at.progress and not at.warning
+    assert 0.5 < float(metrics(at)["AUROC · Reconstruction error"]) <= 1.0
+    assert "that are not 7" in next(m.value for m in at.markdown if m.value.startswith("**Model**"))
+    other = ok(app_test("anomalies", query={"setup": "held-out", "digit": "7"}))
+    assert "AUROC · PCA baseline" in metrics(other), "another session reuses the finished model"
+    assert not [b for b in other.button if b.key == "an_train"]
 
 
 def test_the_threshold_moves_precision_recall_and_the_counts():

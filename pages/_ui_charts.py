@@ -1,0 +1,200 @@
+"""Images and figures the pages share: an image or a grid enlarged with crisp pixels and a PNG
+download, the plotly modebar's settings, the class palette, and the latent scatter with its
+click-to-select."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import catalog
+from core.data import REGISTRY
+from core.images import to_png
+
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+]  # fmt: skip
+HOVER = "%{customdata[1]}<br>x %{x:.2f}, y %{y:.2f}<extra></extra>"
+
+# ---------------------------------------------------------------- images
+
+
+def display_scale(shape: tuple[int, ...], target: int) -> int:
+    """Integer upscaling so an image's long side is about ``target`` pixels (crisp pixels)."""
+    return max(1, round(target / max(shape[-2:])))
+
+
+def is_faces(entry: catalog.ModelEntry) -> bool:
+    """A model of faces (its images are shown a little larger than digits)."""
+    spec = REGISTRY.get(entry.dataset)
+    return spec is not None and spec.kind == "faces"
+
+
+def image(
+    img: np.ndarray,
+    caption: str | None = None,
+    *,
+    file_name: str,
+    key: str,
+    target: int = 280,
+    download: bool = True,
+) -> bytes:
+    """Show one image (C, H, W) / (H, W) in [0, 1] or uint8, enlarged with crisp pixels, with a
+    PNG download button under it. Returns the PNG bytes."""
+    arr = np.asarray(img)
+    png = to_png(arr, display_scale(arr.shape, target))
+    st.image(png, caption=caption, output_format="PNG")
+    if download:
+        png_download(png, file_name, key)
+    return png
+
+
+def png_download(png: bytes, file_name: str, key: str) -> None:
+    """A small "PNG" download button for image bytes already shown above it."""
+    st.download_button(
+        ":material/download: PNG",
+        lambda: png,  # deferred: nothing is stored for the download until it is clicked
+        file_name=file_name,
+        mime="image/png",
+        key=key,
+        on_click="ignore",
+        type="tertiary",
+    )
+
+
+def grid_scale(grid: np.ndarray, target: int = 720) -> int:
+    return max(1, min(6, round(target / max(grid.shape[:2]))))
+
+
+def grid_image(grid: np.ndarray, caption: str | None = None, *, file_name: str, key: str, target: int = 720) -> bytes:
+    """Show a tiled grid (uint8 (H, W) or (H, W, 3)) with a PNG download."""
+    png = to_png(grid, grid_scale(grid, target))
+    st.image(png, caption=caption, output_format="PNG")
+    png_download(png, file_name, key)
+    return png
+
+
+# ---------------------------------------------------------------- figures
+
+
+def plotly_config(file_name: str) -> dict:
+    """The modebar's camera button saves the figure as a PNG named ``file_name``."""
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": file_name, "scale": 2},
+        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    }
+
+
+def scatter(
+    coords: np.ndarray,
+    labels: np.ndarray | None,
+    names: tuple[str, ...] | None,
+    axis_labels: tuple[str, str],
+    *,
+    highlight: int | None = None,
+    height: int = 520,
+    title: str | None = None,
+):
+    """A plotly scatter of 2-D points (N, 2), one trace per class (point i carries i in
+    custom_data), or one trace coloured by row for unlabelled data or many classes."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if labels is not None and names is not None and len(names) <= len(PALETTE):
+        fig.add_traces(_class_traces(coords, labels, names))
+    else:
+        fig.add_trace(_colour_trace(coords, labels, names))
+    if highlight is not None and 0 <= highlight < len(coords):
+        fig.add_trace(_star(coords[highlight]))
+    fig.update_layout(
+        height=height,
+        margin={"l": 10, "r": 10, "t": 40 if title else 30, "b": 10},
+        xaxis_title=axis_labels[0],
+        yaxis_title=axis_labels[1],
+        legend={"itemsizing": "constant"},
+        title=title,
+        clickmode="event+select",
+        dragmode="pan",
+    )
+    return fig
+
+
+def _class_traces(coords: np.ndarray, labels: np.ndarray, names: tuple[str, ...]) -> list:
+    """One trace per class, in the palette's colour; custom_data: (row, hover text)."""
+    import plotly.graph_objects as go
+
+    ids = np.arange(len(coords))
+    traces = []
+    for c in np.unique(labels):
+        m = labels == c
+        traces.append(
+            go.Scattergl(
+                x=coords[m, 0],
+                y=coords[m, 1],
+                mode="markers",
+                name=names[c],
+                marker={"size": 6, "opacity": 0.75, "color": PALETTE[c % len(PALETTE)]},
+                customdata=np.stack([ids[m], [f"#{i} · {names[c]}" for i in ids[m]]], axis=1),
+                hovertemplate=HOVER,
+            )
+        )
+    return traces
+
+
+def _colour_trace(coords: np.ndarray, labels: np.ndarray | None, names: tuple[str, ...] | None):
+    """One trace coloured by class (many classes) or by row (no labels); custom_data as above."""
+    import plotly.graph_objects as go
+
+    ids = np.arange(len(coords))
+    colour = labels if labels is not None else ids
+    text = [f"#{i}" + (f" · {names[labels[i]]}" if names is not None and labels is not None else "") for i in ids]
+    return go.Scattergl(
+        x=coords[:, 0],
+        y=coords[:, 1],
+        mode="markers",
+        name="images",
+        marker={
+            "size": 7,
+            "opacity": 0.8,
+            "color": colour,
+            "colorscale": "Viridis",
+            "colorbar": {"title": "class" if labels is not None else "row"},
+        },
+        customdata=np.stack([ids, text], axis=1),
+        hovertemplate=HOVER,
+    )
+
+
+def _star(point: np.ndarray):
+    """The selected point (2,), drawn as a star over the others."""
+    import plotly.graph_objects as go
+
+    return go.Scatter(
+        x=[point[0]],
+        y=[point[1]],
+        mode="markers",
+        name="selected",
+        marker={"size": 16, "symbol": "star", "color": "black", "line": {"width": 1, "color": "white"}},
+        hoverinfo="skip",
+    )
+
+
+def selected_point(event) -> int | None:
+    """The custom_data id of the clicked point in a plotly selection event, if any."""
+    try:
+        points = event.selection.points
+    except AttributeError:
+        try:
+            points = event["selection"]["points"]
+        except (KeyError, TypeError):
+            return None
+    for p in points or []:
+        data = p.get("customdata") if isinstance(p, dict) else None
+        if data:
+            try:
+                return int(data[0])
+            except (TypeError, ValueError):
+                continue
+    return None

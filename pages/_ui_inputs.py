@@ -1,0 +1,135 @@
+"""Widgets the pages share: a data-set picker, a conditional VAE's label, a test image, an
+uploaded or a drawn image. Each returns the user's choice; bad input gets a message in the
+page, never a traceback."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import streamlit as st
+
+from core import catalog
+from core.data import REGISTRY, Dataset
+from core.images import ImageError, open_image, to_model_input
+
+if TYPE_CHECKING:
+    from pages._ui_load import Current
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
+MAP_POINTS = (500, 1000, 2000, 5000, 10000)  # the latent map's choices of how many points to plot
+
+
+def dataset_picker(container, key: str, help: str) -> str:
+    """A select box over every registered data set, opening on the offline MNIST digits."""
+    names = list(REGISTRY)
+    return container.selectbox(
+        "Data set", names, index=names.index("mnist-5k"), format_func=catalog.dataset_title, key=key, help=help
+    )
+
+
+def condition_picker(cur: Current, key: str, label: str = "Digit to draw (the condition)") -> int | None:
+    """A conditional VAE's label for the decoder; None for other models."""
+    if not cur.conditional:
+        return None
+    if st.session_state.get(key) not in range(cur.num_classes):
+        st.session_state[key] = 0
+    return st.selectbox(
+        label,
+        list(range(cur.num_classes)),
+        key=key,
+        help="A conditional VAE gets the class as an input; the code only holds the style.",
+    )
+
+
+def pick_test_item(
+    data: Dataset, key: str, label: str = "Test image", default_index: int = 0, default_class: int = 0
+) -> tuple[int, str]:
+    """Class (when the data has labels) + index within that class -> (row in test_x, caption)."""
+    names = data.class_names if data.test_y is not None else None
+    state = st.session_state
+    cols = st.columns(2)
+    if names:
+        present = sorted(set(np.asarray(data.test_y).tolist()))
+        if state.get(f"{key}_class") not in present:
+            state[f"{key}_class"] = present[min(default_class, len(present) - 1)]
+        cls = cols[0].selectbox(f"{label}: class", present, format_func=lambda c: names[c], key=f"{key}_class")
+    else:
+        cls = None
+    members = catalog.class_members(data, cls)
+    last = max(0, len(members) - 1)
+    state[f"{key}_index"] = min(int(state.get(f"{key}_index", default_index)), last)  # a smaller class clamps it
+    idx = cols[1].number_input(f"{label}: index", 0, last, key=f"{key}_index")
+    row = int(members[int(idx)])
+    caption = f"test #{row}" + (f" ({names[cls]})" if names and cls is not None else "")
+    return row, caption
+
+
+def uploaded_input(
+    cur: Current,
+    key: str,
+    label: str = "Upload an image",
+    *,
+    shape: tuple[int, int, int] | None = None,
+    digit: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """An uploaded image -> (original as uint8 (H, W), model input (C, H, W)), or None.
+
+    shape, digit: the input's (C, H, W) and recipe when a page feeds another model than the
+    sidebar's (default: the sidebar model's). Bad files get a message in the page (st.error),
+    never a traceback.
+    """
+    file = st.file_uploader(label, type=IMAGE_TYPES, key=key, help="PNG, JPEG, GIF, BMP, WebP or TIFF, up to 10 MB.")
+    if file is None:
+        return None
+    digit = catalog.is_digits(cur.entry) if digit is None else digit
+    try:
+        img = open_image(file.getvalue(), file.name)
+        x = to_model_input(img, tuple(shape or cur.model.config.image_shape), digit=digit)
+    except ImageError as exc:
+        st.error(f"This file cannot be used: {exc}")
+        return None
+    return np.asarray(img), x[0]
+
+
+def can_draw(cur: Current, digits: bool | None = None) -> bool:
+    """A drawing pad needs streamlit-drawable-canvas (optional) and a digits model (``digits``
+    says so when a page feeds another model than the sidebar's)."""
+    if not (catalog.is_digits(cur.entry) if digits is None else digits):
+        return False
+    try:
+        import streamlit_drawable_canvas  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def drawn_input(
+    cur: Current, key: str, *, shape: tuple[int, int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A digit drawn with the mouse (white on black, like MNIST) -> (drawing as uint8 (H, W),
+    model input (C, H, W)), or None while the pad is empty. Needs ``can_draw``. shape: the
+    input's (C, H, W) when a page feeds another model than the sidebar's."""
+    from PIL import Image
+    from streamlit_drawable_canvas import st_canvas
+
+    result = st_canvas(
+        stroke_width=18,
+        stroke_color="#ffffff",
+        background_color="#000000",
+        height=224,
+        width=224,
+        key=key,
+        return_image_data=True,
+    )
+    rgba = getattr(result, "image_data", None)
+    if rgba is None:
+        return None
+    gray = np.asarray(rgba, dtype=np.float32)[..., :3].mean(-1).astype(np.uint8)  # (H, W) 0-255
+    if gray.max() < 32:
+        return None
+    try:
+        x = to_model_input(Image.fromarray(gray, "L"), tuple(shape or cur.model.config.image_shape), digit=True)
+    except ImageError:
+        return None
+    return gray, x[0]
