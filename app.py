@@ -1,6 +1,7 @@
 """Latent Lab: the Streamlit entry point. Run with ``make run`` (or ``streamlit run app.py``).
 
-This file is the frame around every page: the navigation (one file per page in ``pages/``),
+This file is the frame around every page: the navigation (one file per page in ``pages/``, from
+the page table of ``core.site``, which each page's ``PAGE`` declaration fills),
 the sidebar's model picker with its model card, and the URL (``?model=`` and each page's own
 settings, so a bookmark restores what was on screen).
 """
@@ -9,31 +10,20 @@ import streamlit as st
 
 st.set_page_config(page_title="Latent Lab", page_icon="🧭", layout="wide")
 
-HOME = st.Page("pages/home.py", title="Home", icon=":material/home:", default=True, url_path="welcome")
-PAGES = {
-    "Latent Lab": [HOME],
-    "Explore": [
-        st.Page("pages/latent_sliders.py", title="Latent sliders", icon=":material/tune:", url_path="sliders"),
-        st.Page(
-            "pages/sampling_manifold.py",
-            title="Sampling and the manifold",
-            icon=":material/casino:",
-            url_path="sampling",
-        ),
-        st.Page("pages/latent_map.py", title="Latent map", icon=":material/scatter_plot:", url_path="latent-map"),
-        st.Page("pages/interpolate.py", title="Interpolation", icon=":material/swap_horiz:", url_path="interpolation"),
-        st.Page("pages/ae_vs_vae.py", title="AE vs VAE", icon=":material/compare:", url_path="ae-vs-vae"),
-        st.Page("pages/your_image.py", title="Your own image", icon=":material/image:", url_path="your-image"),
-    ],
-    "Experiments": [
-        st.Page("pages/beta_sweep.py", title="β sweep", icon=":material/stacked_line_chart:", url_path="beta-sweep"),
-        st.Page("pages/denoising.py", title="Denoising", icon=":material/blur_off:", url_path="denoising"),
-        st.Page("pages/anomalies.py", title="Anomaly detection", icon=":material/report:", url_path="anomalies"),
-    ],
-    "Train": [
-        st.Page("pages/train.py", title="Train a model", icon=":material/model_training:", url_path="train"),
-    ],
-}
+from core.site import SECTIONS, page_table  # noqa: E402  (ast only: cheap, no torch)
+
+
+def navigation() -> dict[str, list]:
+    """The page table (each page's own ``PAGE`` declaration) as st.navigation's sections."""
+    sections: dict[str, list] = {name: [] for name in SECTIONS}
+    for spec in page_table():
+        sections[spec.section].append(
+            st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=spec.is_home)
+        )
+    return {name: pages for name, pages in sections.items() if pages}
+
+
+PAGES = navigation()
 BY_PATH = {p.url_path: p for section in PAGES.values() for p in section}
 
 # st.navigation comes before the engine's imports (torch takes seconds): the first run of a fresh
@@ -99,9 +89,9 @@ if asked_page is not None:
         rest = {k: v for k, v in st.query_params.to_dict().items() if k != "page"}
         st.switch_page(target, query_params=rest)
 
-# The URL keeps the model and this page's own settings, nothing else (one update, so one
-# browser history entry).
-own = set(state_ui.LINK_PARAMS.get(page.url_path, ()))
+# The URL keeps the model and this page's own settings (its PAGE["params"]), nothing else (one
+# update, so one browser history entry).
+own = set(next((s.params for s in page_table() if s.url_path == page.url_path), ()))
 current = st.query_params.to_dict()
 wanted = {k: v for k, v in current.items() if k in own}
 if model_key is not None:

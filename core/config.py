@@ -45,12 +45,15 @@ class ModelKind:
     conditional: bool = False
     train_overrides: dict = field(default_factory=dict, hash=False)
 
-    def model_config(self, image_shape: tuple[int, int, int], num_classes: int = 0, **arch) -> ModelConfig:
+    def model_config(
+        self, image_shape: tuple[int, int, int], num_classes: int = 0, data_title: str = "this data set", **arch
+    ) -> ModelConfig:
         """The config of this kind for images (C, H, W) of a data set with ``num_classes`` classes
         (0: no labels); ``arch`` sets the other ModelConfig fields. ConfigError when the data
-        cannot serve this kind (a conditional model on a data set without labels)."""
+        cannot serve this kind (a conditional model on a data set without labels; the message
+        names the data set as ``data_title``)."""
         if self.conditional and num_classes < 2:
-            raise ConfigError(f"a {self.title.lower()} needs class labels, and this data set has none")
+            raise ConfigError(f"a {self.title.lower()} needs class labels; {data_title} has none")
         return ModelConfig(
             kind=self.network,
             image_shape=tuple(image_shape),
@@ -64,6 +67,7 @@ KINDS: dict[str, ModelKind] = {
     for k in (
         ModelKind("vae", "VAE", "a code distribution pulled towards N(0, I) by the KL term.", "vae", True),
         ModelKind("ae", "Autoencoder (AE)", "a plain code, no KL.", "ae", False),
+        ModelKind("cvae", "Conditional VAE", "gets the class as an input.", "cvae", True, conditional=True),
         ModelKind(
             "dae",
             "Denoising AE",
@@ -72,7 +76,6 @@ KINDS: dict[str, ModelKind] = {
             False,
             train_overrides={"noise": "gaussian", "noise_level": 0.5},
         ),
-        ModelKind("cvae", "Conditional VAE", "gets the class as an input.", "cvae", True, conditional=True),
         ModelKind(
             "sparse", "Sparse AE", "an L1 penalty on the code.", "ae", False, train_overrides={"sparse_weight": 0.1}
         ),

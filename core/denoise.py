@@ -24,7 +24,6 @@ from itertools import product
 import numpy as np
 import torch
 
-from core.corrupt import CORRUPTIONS as CORRUPTIONS  # re-exported for the denoising page
 from core.corrupt import corrupt
 from core.protocol import LatentModel
 

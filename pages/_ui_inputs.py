@@ -42,6 +42,14 @@ def condition_picker(cur: Current, key: str, label: str = "Digit to draw (the co
     )
 
 
+def set_test_item(key: str, pick: catalog.TestPick) -> None:
+    """Point the :func:`pick_test_item` widgets of ``key`` at a test image (a link's choice),
+    before they are drawn."""
+    if pick.cls is not None:
+        st.session_state[f"{key}_class"] = pick.cls
+    st.session_state[f"{key}_index"] = pick.index
+
+
 def pick_test_item(
     data: Dataset, key: str, label: str = "Test image", default_index: int = 0, default_class: int = 0
 ) -> tuple[int, str]:
@@ -85,7 +93,7 @@ def uploaded_input(
     digit = catalog.is_digits(cur.entry) if digit is None else digit
     try:
         img = open_image(file.getvalue(), file.name)
-        x = to_model_input(img, tuple(shape or cur.model.config.image_shape), digit=digit)
+        x = to_model_input(img, tuple(shape or cur.model.image_shape), digit=digit)
     except ImageError as exc:
         st.error(f"This file cannot be used: {exc}")
         return None
@@ -129,7 +137,7 @@ def drawn_input(
     if gray.max() < 32:
         return None
     try:
-        x = to_model_input(Image.fromarray(gray, "L"), tuple(shape or cur.model.config.image_shape), digit=True)
+        x = to_model_input(Image.fromarray(gray, "L"), tuple(shape or cur.model.image_shape), digit=True)
     except ImageError:
         return None
     return gray, x[0]

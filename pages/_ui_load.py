@@ -92,11 +92,11 @@ class Current:
 
     @property
     def conditional(self) -> bool:
-        return self.model.config.conditional
+        return self.model.conditional
 
     @property
     def num_classes(self) -> int:
-        return self.model.config.num_classes
+        return self.model.num_classes
 
 
 def current() -> Current:
@@ -206,3 +206,13 @@ def ranking(cur: Current, data: Dataset | None):
 
     codes = codes_of(cur.entry, cur.model, data).codes
     return rank_dimensions(codes.mu, codes.logvar)
+
+
+def code_range(cur: Current, data: Dataset | None):
+    """Where the model's codes live (``core.latent.CodeRange``): the prior's for a VAE, its
+    codes' spread over the data for a plain AE (a guess without data)."""
+    from core.latent import code_range as measure
+
+    variational = cur.model.is_variational
+    mu = None if variational or data is None else codes_of(cur.entry, cur.model, data).codes.mu
+    return measure(cur.model.latent_dim, variational, mu)

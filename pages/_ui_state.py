@@ -32,12 +32,13 @@ Session-state keys: the convention every page follows
   clamped into a new range): write ``state[key]`` before the widget is drawn, and do not also
   pass ``value=`` / ``index=`` to that widget.
 * **The link, once per session**: a page reads its query parameters on its first run in the
-  session only: ``if first_visit(PAGE): state[key] = link_value(param, catalog.parse_..., ...)``
-  with ``PAGE`` its URL path (a second read after the data is loaded takes another name:
-  ``first_visit(PAGE + "-ends")``). Then ``show_link_notes()`` (``intro`` reserves the place
-  for the notes), and at the end of the run ``set_link(...)`` writes the settings back. The
-  parameters a page may write are listed under its URL path in ``LINK_PARAMS``; ``app.py``
-  drops the others when the page changes, and ``model`` is the frame's.
+  session only: ``if first_visit(PAGE["url_path"]): state[key] = link_value(param,
+  catalog.parse_..., ...)``, where ``PAGE`` is the page's own declaration at its top (a second
+  read after the data is loaded takes another name: ``first_visit(PAGE["url_path"] + "-ends")``).
+  Then ``show_link_notes()`` (``intro`` reserves the place for the notes), and at the end of the
+  run ``set_link(...)`` writes the settings back. The parameters a page may write are its
+  ``PAGE["params"]`` (read by ``core.site``); ``app.py`` drops the others when the page
+  changes, and ``model`` is the frame's.
 """
 
 from __future__ import annotations
@@ -45,21 +46,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import streamlit as st
-
-# Query parameters each page owns (besides "model", which every page carries). app.py drops
-# the others when the page changes, so a link never carries another page's settings.
-LINK_PARAMS = {
-    "sliders": ("z", "y"),
-    "sampling": ("t", "n", "seed", "grid", "span"),
-    "latent-map": ("points", "x", "y", "row"),
-    "interpolation": ("a", "b", "method", "steps"),
-    "ae-vs-vae": ("pair", "a", "b"),
-    "your-image": (),
-    "beta-sweep": (),
-    "denoising": ("noise", "level"),
-    "anomalies": ("setup", "digit", "score"),
-    "train": (),
-}
 
 
 def intro(title: str, text: str) -> None:

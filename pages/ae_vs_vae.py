@@ -10,7 +10,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "ae-vs-vae"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "AE vs VAE",
+    "icon": ":material/compare:",
+    "url_path": "ae-vs-vae",
+    "section": "Explore",
+    "order": 50,
+    "params": ("pair", "a", "b"),
+    "tagline": "the same images through both",
+    "blurb": "Why the KL term turns an autoencoder into a generative model.",
+}
 
 state_ui.intro(
     "AE vs VAE",
@@ -34,7 +43,7 @@ state = st.session_state
 pair_ids = [f"{ae.key},{vae.key}" for ae, vae in pairs]
 by_id = dict(zip(pair_ids, pairs, strict=True))
 picked = state.get("_entry")
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     link = state_ui.link_value("pair", catalog.parse_choice, pair_ids, "model pair")
     if link is not None:
         state["av_pair"] = link
@@ -53,14 +62,11 @@ if data is None:
     st.stop()
 names = data.class_names if data.test_y is not None else None
 
-if state_ui.first_visit(PAGE + "-ends"):
-    for end, param in (("a", "a"), ("b", "b")):
-        row = state_ui.link_value(param, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
-        if row is not None:
-            cls = None if data.test_y is None else int(data.test_y[row])
-            if cls is not None:
-                state[f"av_{end}_class"] = cls
-            state[f"av_{end}_index"] = int(np.flatnonzero(catalog.class_members(data, cls) == row)[0])
+if state_ui.first_visit(PAGE["url_path"] + "-ends"):
+    for end in ("a", "b"):
+        pick = state_ui.link_value(end, catalog.parse_test_row, data, f"test image {end.upper()}")
+        if pick is not None:
+            inputs.set_test_item(f"av_{end}", pick)
 state_ui.show_link_notes()
 
 st.subheader("1 · The codes of the same test images")

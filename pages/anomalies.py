@@ -43,7 +43,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "anomalies"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Anomaly detection",
+    "icon": ":material/report:",
+    "url_path": "anomalies",
+    "section": "Experiments",
+    "order": 30,
+    "params": ("setup", "digit", "score"),
+    "tagline": "reconstruction error as a score",
+    "blurb": "What a model never saw reconstructs badly: histograms, ROC and the top outliers.",
+}
 SETUPS = {"cross": "Another data set", "held-out": "A digit held out"}
 SCORES = {"recon-mse": "Reconstruction error", "elbo": "−ELBO"}
 PER_SIDE = 1000  # test images from each data set in the cross-data-set setup
@@ -83,7 +92,7 @@ class Setup:
 
 cur = load.current()
 state = st.session_state
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     for param, key, options, what in (
         ("setup", "an_setup", list(SETUPS), "setup"),
         ("score", "an_score", list(SCORES), "score"),

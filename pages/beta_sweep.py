@@ -8,7 +8,7 @@ import numpy as np
 import streamlit as st
 
 from core import catalog
-from core.config import ConfigError, ModelConfig
+from core.config import KINDS, ConfigError
 from core.data import Dataset
 from core.images import to_png
 from core.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, start_sweep
@@ -20,7 +20,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "beta-sweep"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "β sweep",
+    "icon": ":material/stacked_line_chart:",
+    "url_path": "beta-sweep",
+    "section": "Experiments",
+    "order": 10,
+    "params": (),
+    "tagline": "one VAE per β, side by side",
+    "blurb": "β trades reconstruction for KL: the code empties towards the prior; run a sweep yourself.",
+}
 N_IMAGES = 8  # samples and reconstructions per β
 DEFAULT_BETAS = "0.1, 0.5, 1, 2, 4, 8"
 HIDDEN = (256,)  # the sweep's MLP, as the shipped β family: 784-256-z
@@ -61,13 +70,9 @@ def family_figures(
     return rows, beta_images(_models, _data.test_x[:N_IMAGES], N_IMAGES)
 
 
-def beta_of(entry: catalog.ModelEntry) -> float:
-    return entry.beta if entry.beta is not None else 1.0
-
-
 def describe_family(family: list[catalog.ModelEntry]) -> str:
     where = "shipped" if all(e.source == "shipped" for e in family) else "installed"
-    betas = ", ".join(f"{beta_of(e):g}" for e in family)
+    betas = ", ".join(f"{catalog.beta_of(e):g}" for e in family)
     return f"{where}: {family[0].title} on {catalog.dataset_title(family[0].dataset)}, β = {betas}"
 
 
@@ -89,7 +94,7 @@ if families:
     family = families[pick]
     data = load.data_of(family[0], on_missing="warn")
     if data is not None:
-        models = {beta_of(e): load.load_model(e).model for e in family}
+        models = {catalog.beta_of(e): load.load_model(e).model for e in family}
         rows, images = family_figures(
             tuple(e.key for e in family), tuple(e.mtime for e in family), data.name, models, data
         )
@@ -318,9 +323,7 @@ if submitted and not busy:
         betas = parse_betas(betas_text)
         data = load.data(dataset_name, on_missing="error")
         if data is not None:
-            mcfg = ModelConfig(
-                kind="vae", arch="mlp", image_shape=data.image_shape, latent_dim=int(latent), hidden=HIDDEN
-            )
+            mcfg = KINDS["vae"].model_config(data.image_shape, arch="mlp", latent_dim=int(latent), hidden=HIDDEN)
             tcfg = TrainConfig(epochs=int(epochs), batch_size=128, lr=1e-3, loss_form=form, seed=0)
             state["bs_job"] = start_sweep(betas, mcfg, data, tcfg)
             state["bs_settings"] = {"n": len(betas), "form": form, "latent": int(latent), "epochs": int(epochs)}

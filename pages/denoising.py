@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import catalog
+from core.corrupt import CORRUPTIONS
 from core.denoise import (
-    CORRUPTIONS,
     DenoiseResult,
     Denoisers,
     LevelCurve,
@@ -17,23 +17,22 @@ from core.denoise import (
     compare,
     level_curve,
     mean_psnr,
+    split_rows,
 )
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "denoising"
-BATCH = 64  # test images scored per setting (the means are over these)
-VALIDATION = 32  # other test images the filters' parameters and PCA's size are tuned on
-KINDS = {"gaussian": "Gaussian noise", "salt-pepper": "Salt and pepper", "masking": "Masking", "occlusion": "Occlusion"}
-BUTTONS = {"gaussian": "Gaussian", "salt-pepper": "Salt & pepper", "masking": "Masking", "occlusion": "Occlusion"}
-# kind -> (lowest, highest, step, default, the chart's levels, what the level means)
-LEVELS = {
-    "gaussian": (0.05, 1.0, 0.05, 0.5, (0.1, 0.25, 0.5, 0.75, 1.0), "σ of the added noise, pixels in [0, 1]"),
-    "salt-pepper": (0.05, 0.6, 0.05, 0.2, (0.05, 0.1, 0.2, 0.35, 0.5), "fraction of pixels set to black or white"),
-    "masking": (0.05, 0.9, 0.05, 0.5, (0.1, 0.3, 0.5, 0.7, 0.9), "fraction of pixels set to black"),
-    "occlusion": (0.05, 0.5, 0.05, 0.25, (0.05, 0.15, 0.25, 0.35, 0.5), "area of a black square, as a fraction"),
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Denoising",
+    "icon": ":material/blur_off:",
+    "url_path": "denoising",
+    "section": "Experiments",
+    "order": 20,
+    "params": ("noise", "level"),
+    "tagline": "a denoising AE against filters",
+    "blurb": "Corrupt test images; compare autoencoders, PCA and scikit-image by PSNR and SSIM.",
 }
 ROLE_TITLES = {"dae": "Denoising AE", "vae": "VAE", "ae": "Plain AE"}
 ROLE_NAMES = {"dae": "denoising AE", "vae": "VAE", "ae": "plain AE"}  # in a sentence
@@ -59,15 +58,16 @@ that (the denoising AE) does it best, while filters that know nothing of digits 
 
 cur = load.current()
 state = st.session_state
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     asked = state_ui.link_value("noise", catalog.parse_choice, CORRUPTIONS, "corruption")
     if asked is not None:
         state["dn_kind"] = asked
-    kind_for_level = state.get("dn_kind", "gaussian")
-    lo, hi = LEVELS[kind_for_level][:2]
-    level_link = state_ui.link_value("level", catalog.parse_float, lo, hi, f"{KINDS[kind_for_level].lower()} level")
+    linked = CORRUPTIONS[state.get("dn_kind", "gaussian")]
+    level_link = state_ui.link_value(
+        "level", catalog.parse_float, linked.low, linked.high, f"{linked.title.lower()} level"
+    )
     if level_link is not None:
-        state[f"dn_level_{kind_for_level}"] = round(round(level_link / 0.05) * 0.05, 2)
+        state[f"dn_level_{linked.name}"] = round(round(level_link / linked.step) * linked.step, 2)
 state_ui.show_link_notes()
 
 data = load.data_of(cur.entry, on_missing="warn")
@@ -79,11 +79,15 @@ if data is None:
 c = st.columns([1.3, 1], gap="medium")
 with c[0]:
     state.setdefault("dn_kind", "gaussian")
-    kind = st.segmented_control("Corruption", list(CORRUPTIONS), format_func=BUTTONS.get, required=True, key="dn_kind")
-lo, hi, step, default, chart_levels, meaning = LEVELS[kind]
+    kind = st.segmented_control(
+        "Corruption", list(CORRUPTIONS), format_func=lambda k: CORRUPTIONS[k].button, required=True, key="dn_kind"
+    )
+spec = CORRUPTIONS[kind]
 with c[1]:
-    state.setdefault(f"dn_level_{kind}", default)
-    level = st.slider("Level", lo, hi, step=step, key=f"dn_level_{kind}", help=meaning.capitalize() + ".")
+    state.setdefault(f"dn_level_{kind}", spec.default)
+    level = st.slider(
+        "Level", spec.low, spec.high, step=spec.step, key=f"dn_level_{kind}", help=spec.meaning.capitalize() + "."
+    )
 c = st.columns([1.3, 0.6, 0.4], gap="medium", vertical_alignment="bottom")
 with c[0]:
     sources = {"test": "Test images", "upload": "Upload"}
@@ -133,9 +137,7 @@ if missing:
     )
 
 seed = int(state.get("dn_seed", 0))
-rows = np.random.default_rng(seed).permutation(len(data.test_x))  # a small test split (faces) is shared out
-n_val = min(VALIDATION, len(rows) // 3)
-batch_rows, val_rows = np.sort(rows[n_val : n_val + BATCH]), np.sort(rows[:n_val])
+batch_rows, val_rows = split_rows(len(data.test_x), seed)  # scored / the filters and PCA are tuned on
 val_clean = data.test_x[val_rows]
 
 if source == "test":
@@ -203,12 +205,12 @@ def settings(method: str) -> str:
         return f"{row.params['method']} ({', '.join(f'{k} {v}' for k, v in params.items())})"
     if method == "PCA":
         return f"{row.params['n_components']} components"
-    return f"{KINDS[kind].lower()}, level {level:g}"
+    return f"{spec.title.lower()}, level {level:g}"
 
 
 # ---------------------------------------------------------------- the columns
 n = len(clean)
-st.subheader(f"{KINDS[kind]} at level {level:g}" + (f" · means over {n} test images" if n > 1 else ""))
+st.subheader(f"{spec.title} at level {level:g}" + (f" · means over {n} test images" if n > 1 else ""))
 methods = [r.method for r in result.rows]
 cols = st.columns(1 + len(methods))
 target = 84 if len(cols) > 5 else 112
@@ -258,7 +260,7 @@ if source != "test":
         f"Over {len(batch_rows)} test images (not your image): how each method holds up as the corruption grows."
     )
 test_clean = data.test_x[batch_rows]
-curve = _curve(sig, kind, chart_levels, seed, test_clean, val_clean, den)
+curve = _curve(sig, kind, spec.chart_levels, seed, test_clean, val_clean, den)
 fig = go.Figure()
 for method, values in curve.psnr.items():
     fig.add_trace(
@@ -275,7 +277,7 @@ fig.add_vline(x=level, line={"color": "#444", "width": 1, "dash": "dash"}, annot
 fig.update_layout(
     height=380,
     margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    xaxis_title=f"{KINDS[kind]} level ({meaning})",
+    xaxis_title=f"{spec.title} level ({spec.meaning})",
     yaxis_title=f"mean PSNR over {len(batch_rows)} images (dB)",
     legend={"orientation": "h", "y": -0.25},
 )

@@ -4,8 +4,20 @@ of the demos."""
 import streamlit as st
 
 from core.data import REGISTRY
+from core.site import demo_pages
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
+
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Home",
+    "icon": ":material/home:",
+    "url_path": "welcome",
+    "section": "Latent Lab",
+    "order": 0,
+    "params": (),
+    "tagline": "what an autoencoder and a VAE are",
+    "blurb": "The ELBO, the reparameterization trick and a map of the demos.",
+}
 
 st.title("Latent Lab")
 state_ui.notes_slot()
@@ -54,44 +66,9 @@ through $\mu$ and $\sigma$ to the encoder.
 
 with right:
     st.subheader("The demos")
-    st.page_link(
-        "pages/latent_sliders.py", label="**Latent sliders**: one slider per latent dimension", icon=":material/tune:"
-    )
-    st.caption("What each dimension of the code does to the image.")
-    st.page_link(
-        "pages/sampling_manifold.py", label="**Sampling and the manifold**: decode N(0, I)", icon=":material/casino:"
-    )
-    st.caption("A VAE as a generator; temperature; the 2-D grid of Kingma & Welling's figure.")
-    st.page_link(
-        "pages/latent_map.py", label="**Latent map**: every test image as a point", icon=":material/scatter_plot:"
-    )
-    st.caption("Classes cluster without labels; click a point to see its reconstruction.")
-    st.page_link(
-        "pages/interpolate.py", label="**Interpolation**: walk from one image to another", icon=":material/swap_horiz:"
-    )
-    st.caption("Linear, spherical and pixel-space paths, as a strip and a GIF.")
-    st.page_link("pages/ae_vs_vae.py", label="**AE vs VAE**: the same images through both", icon=":material/compare:")
-    st.caption("Why the KL term turns an autoencoder into a generative model.")
-    st.page_link(
-        "pages/your_image.py", label="**Your own image**: encode a photo or a drawing", icon=":material/image:"
-    )
-    st.caption("Upload a digit or a face and see what the model makes of it.")
-    st.page_link(
-        "pages/beta_sweep.py",
-        label="**β sweep**: one VAE per β, side by side",
-        icon=":material/stacked_line_chart:",
-    )
-    st.caption("β trades reconstruction for KL: the code empties towards the prior; run a sweep yourself.")
-    st.page_link(
-        "pages/denoising.py", label="**Denoising**: a denoising AE against filters", icon=":material/blur_off:"
-    )
-    st.caption("Corrupt test images; compare autoencoders, PCA and scikit-image by PSNR and SSIM.")
-    st.page_link(
-        "pages/anomalies.py", label="**Anomaly detection**: reconstruction error as a score", icon=":material/report:"
-    )
-    st.caption("What a model never saw reconstructs badly: histograms, ROC and the top outliers.")
-    st.page_link("pages/train.py", label="**Train a model**: in the browser", icon=":material/model_training:")
-    st.caption("Any model of the family on any data set, with live loss curves; saved to your checkpoints.")
+    for spec in demo_pages():
+        st.page_link(spec.file, label=f"**{spec.title}**: {spec.tagline}", icon=spec.icon)
+        st.caption(spec.blurb)
     st.info(
         "For a talk: every page keeps its settings in the address bar, so a bookmark brings the "
         "same view back; every image has a PNG download, and charts save from the camera icon.",

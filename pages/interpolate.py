@@ -10,7 +10,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "interpolation"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Interpolation",
+    "icon": ":material/swap_horiz:",
+    "url_path": "interpolation",
+    "section": "Explore",
+    "order": 40,
+    "params": ("a", "b", "method", "steps"),
+    "tagline": "walk from one image to another",
+    "blurb": "Linear, spherical and pixel-space paths, as a strip and a GIF.",
+}
 METHODS = {"linear": "Linear", "slerp": "Spherical", "pixel": "Pixels"}
 
 state_ui.intro(
@@ -31,7 +40,7 @@ if data is None:
     SOURCES = {"upload": "Upload"}
     st.info("The data set is not available here, so both ends come from uploads.")
 
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     method = state_ui.link_value("method", catalog.parse_choice, INTERPOLATIONS, "interpolation")
     if method is not None:
         state["ip_method"] = method
@@ -40,13 +49,10 @@ if state_ui.first_visit(PAGE):
         state["ip_steps"] = steps
     if data is not None:
         for end in ("a", "b"):
-            row = state_ui.link_value(end, catalog.parse_int, 0, len(data.test_x) - 1, f"test image {end.upper()}")
-            if row is not None:  # select that image's class and its index within the class
-                cls = None if data.test_y is None else int(data.test_y[row])
+            pick = state_ui.link_value(end, catalog.parse_test_row, data, f"test image {end.upper()}")
+            if pick is not None:
                 state[f"ip_{end}_src"] = "test"
-                if cls is not None:
-                    state[f"ip_{end}_class"] = cls
-                state[f"ip_{end}_index"] = int(np.flatnonzero(catalog.class_members(data, cls) == row)[0])
+                inputs.set_test_item(f"ip_{end}", pick)
 state_ui.show_link_notes()
 for key, default in (("ip_method", "linear"), ("ip_steps", 10), ("ip_a_src", next(iter(SOURCES))),
                      ("ip_b_src", next(iter(SOURCES)))):  # fmt: skip

@@ -10,7 +10,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "latent-map"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Latent map",
+    "icon": ":material/scatter_plot:",
+    "url_path": "latent-map",
+    "section": "Explore",
+    "order": 30,
+    "params": ("points", "x", "y", "row"),
+    "tagline": "every test image as a point",
+    "blurb": "Classes cluster without labels; click a point to see its reconstruction.",
+}
 
 state_ui.intro(
     "Latent map",
@@ -29,7 +38,7 @@ if data is None:
 state = st.session_state
 pool_size = len(catalog.pool(data)[0])
 choices = [p for p in inputs.MAP_POINTS if p < pool_size] + [pool_size]
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     points = state_ui.link_value("points", catalog.parse_int, 1, pool_size, "number of points")
     if points is not None:
         state["map_points"] = min(choices, key=lambda c: abs(c - points))

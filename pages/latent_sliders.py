@@ -10,7 +10,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "sliders"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Latent sliders",
+    "icon": ":material/tune:",
+    "url_path": "sliders",
+    "section": "Explore",
+    "order": 10,
+    "params": ("z", "y"),
+    "tagline": "one slider per latent dimension",
+    "blurb": "What each dimension of the code does to the image.",
+}
 SHOWN = 8  # sliders in view for a large code; the rest wait in an expander
 ALL_SHOWN_UP_TO = 10
 
@@ -28,21 +37,10 @@ cur = load.current()
 data = load.data_of(cur.entry, on_missing="quiet")
 rank = load.ranking(cur, data)
 z_dim = cur.model.latent_dim
-variational = cur.entry.is_variational
-
-# ---- slider ranges: prior units for a VAE; the codes' own spread for a plain AE
-if variational:
-    centre, spread = np.zeros(z_dim, np.float32), np.ones(z_dim, np.float32)
-    lo, hi, step = np.full(z_dim, -4.0), np.full(z_dim, 4.0), np.full(z_dim, 0.05)
-else:
-    if data is not None:
-        codes = load.codes_of(cur.entry, cur.model, data).codes
-        centre, spread = codes.mu.mean(0), np.maximum(codes.spread, 1e-3)
-    else:
-        centre, spread = np.zeros(z_dim, np.float32), np.full(z_dim, 2.5, np.float32)
-    half = np.ceil(4 * spread * 10) / 10
-    lo, hi = np.round(centre - half, 1), np.round(centre + half, 1)
-    step = np.maximum(np.round(half / 40, 2), 0.01)
+variational = cur.model.is_variational
+# Slider ranges: prior units for a VAE; the codes' own spread for a plain AE.
+ranges = load.code_range(cur, data)
+centre, spread, lo, hi, step = ranges.centre, ranges.spread, ranges.lo, ranges.hi, ranges.step
 order = rank.order if rank is not None else np.arange(z_dim)
 
 
@@ -120,7 +118,7 @@ with top[2]:
 
 # A new start (or model) moves the sliders to it; a link's code wins on the first visit.
 signature = (cur.key, start, base_label, tuple(np.round(base, 4)))
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     z_link = state_ui.link_value("z", catalog.parse_code, lo, hi)
     y_link = (
         state_ui.link_value("y", catalog.parse_int, 0, max(cur.num_classes - 1, 0), "digit")

@@ -12,7 +12,16 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "sampling"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Sampling and the manifold",
+    "icon": ":material/casino:",
+    "url_path": "sampling",
+    "section": "Explore",
+    "order": 20,
+    "params": ("t", "n", "seed", "grid", "span"),
+    "tagline": "decode N(0, I)",
+    "blurb": "A VAE as a generator; temperature; the 2-D grid of Kingma & Welling's figure.",
+}
 
 state_ui.intro(
     "Sampling and the 2-D manifold",
@@ -35,7 +44,7 @@ if not cur.entry.is_variational:
     )
 
 state = st.session_state
-if state_ui.first_visit(PAGE):
+if state_ui.first_visit(PAGE["url_path"]):
     for param, key, parser, args in (
         ("t", "sa_t", catalog.parse_float, (0.0, 2.0, "temperature")),
         ("n", "sa_n", catalog.parse_int, (2, 12, "grid size")),
@@ -115,12 +124,9 @@ with right:
             proj = project(codes.mu)
             proj = replace(proj, explained_variance=proj.explained_variance * span**2)
             grid = pca_grid(cur.model, proj, size, y_m)
-        elif cur.entry.is_variational or data is None:
-            grid = manifold_grid(cur.model, size, dims, scale=span, y=y_m)
-        else:  # a plain AE: centre on its codes and scale by their spread
-            codes = load.codes_of(cur.entry, cur.model, data).codes
-            mean = codes.mu.mean(0)
-            grid = manifold_grid(cur.model, size, dims, base=mean, center=mean, scale=codes.spread * span, y=y_m)
+        else:  # prior units for a VAE; a plain AE's own centre and spread
+            r = load.code_range(cur, data)
+            grid = manifold_grid(cur.model, size, dims, base=r.centre, center=r.centre, scale=r.spread * span, y=y_m)
         charts.grid_image(
             image_grid(grid.images),
             f"{grid.axes[0]} left → right from {grid.cols[0]:.2f} to {grid.cols[-1]:.2f}; "

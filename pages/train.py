@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import catalog
 from core.checkpoints import CheckpointError
-from core.config import KINDS, ConfigError, ModelConfig
+from core.config import KINDS, ConfigError, kinds_help
 from core.data import Dataset
 from core.images import to_png
 from core.jobs import (
@@ -30,27 +30,18 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = "train"
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Train a model",
+    "icon": ":material/model_training:",
+    "url_path": "train",
+    "section": "Train",
+    "order": 10,
+    "params": (),
+    "tagline": "in the browser",
+    "blurb": "Any model of the family on any data set, with live loss curves; saved to your checkpoints.",
+}
 POLL_S = 0.5
 N_PREVIEW = 8
-# The model menu, in its order: name -> (the network built, its TrainConfig overrides).
-PRESETS = {
-    name: (KINDS[name].network, KINDS[name].train_overrides)
-    for name in ("vae", "ae", "cvae", "dae", "sparse", "contractive")
-}
-MODEL_NAMES = {
-    "vae": "VAE",
-    "ae": "Autoencoder (AE)",
-    "dae": "Denoising AE",
-    "cvae": "Conditional VAE",
-    "sparse": "Sparse AE",
-    "contractive": "Contractive AE",
-}
-MODEL_HELP = (
-    "VAE: a code distribution pulled towards N(0, I) by the KL term. AE: a plain code, no KL. "
-    "Denoising AE: learns to undo Gaussian noise (σ 0.5). Conditional VAE: gets the class as an input. "
-    "Sparse AE: an L1 penalty on the code. Contractive AE: a penalty on how fast the code changes with the input."
-)
 
 state_ui.intro(
     "Train a model",
@@ -90,7 +81,7 @@ dataset_name = inputs.dataset_picker(
     "tr_dataset",
     "MNIST 5,000 digits and LFW faces are always here; the full sets need a data folder or a download.",
 )
-preset = c[1].selectbox("Model", list(PRESETS), format_func=MODEL_NAMES.get, key="tr_model", help=MODEL_HELP)
+preset = c[1].selectbox("Model", list(KINDS), format_func=lambda k: KINDS[k].title, key="tr_model", help=kinds_help())
 arch = (
     c[2].segmented_control(
         "Architecture",
@@ -102,8 +93,8 @@ arch = (
     )
     or "mlp"
 )
-kind, overrides = PRESETS[preset]
-variational = kind in ("vae", "cvae")
+kind = KINDS[preset]
+variational = kind.variational
 c = st.columns(4)
 latent = c[0].number_input("Latent size", value=10, step=1, key="tr_latent", help="Dimensions of the code, 1 to 128")
 beta = c[1].number_input(
@@ -148,18 +139,10 @@ if start and not running:
     data = load.data(dataset_name, on_missing="error")
     if data is not None:
         try:
-            if kind == "cvae" and not data.num_classes:
-                raise ConfigError(f"a conditional VAE needs class labels; {catalog.dataset_title(data.name)} has none")
-            mcfg = ModelConfig(
-                kind=kind,
-                arch=arch,
-                image_shape=data.image_shape,
-                latent_dim=int(latent),
-                num_classes=data.num_classes if kind == "cvae" else 0,
-            )
-            tcfg = TrainConfig(
-                epochs=int(epochs), lr=float(lr), beta=float(beta) if variational else 1.0, seed=0, **overrides
-            )
+            title = catalog.dataset_title(data.name)
+            mcfg = kind.model_config(data.image_shape, data.num_classes, title, arch=arch, latent_dim=int(latent))
+            beta_used = float(beta) if variational else 1.0
+            tcfg = TrainConfig(epochs=int(epochs), lr=float(lr), beta=beta_used, seed=0, **kind.train_overrides)
             rows = preview_rows(data)
             request = TrainRequest(
                 model_config=mcfg,

@@ -11,6 +11,17 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
+PAGE = {  # this page's row of the page table (core/site.py)
+    "title": "Your own image",
+    "icon": ":material/image:",
+    "url_path": "your-image",
+    "section": "Explore",
+    "order": 60,
+    "params": (),
+    "tagline": "encode a photo or a drawing",
+    "blurb": "Upload a digit or a face and see what the model makes of it.",
+}
+
 state_ui.intro(
     "Your own image",
     """

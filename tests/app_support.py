@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from core.site import demo_pages
 from tests.conftest import ROOT
 
 # name -> (data set, kind, latent size); kind "dae" is an AE trained on noisy inputs
@@ -28,20 +29,9 @@ MODELS = {
     "mnist-cvae-mlp-z4": ("mnist-5k", "cvae", 4),
     "faces-vae-mlp-z3": ("lfw-faces", "vae", 3),
 }
-BROKEN = "broken-model"
-# Every page file of the app, in the navigation's order.
-PAGE_FILES = [
-    "latent_sliders",
-    "sampling_manifold",
-    "latent_map",
-    "interpolate",
-    "ae_vs_vae",
-    "your_image",
-    "beta_sweep",
-    "denoising",
-    "anomalies",
-    "train",
-]  # a JSON that is not a checkpoint: the sidebar lists it as unusable
+BROKEN = "broken-model"  # a JSON that is not a checkpoint: the sidebar lists it as unusable
+# Every page file of the app but home, in the navigation's order (from the page table).
+PAGE_FILES = [spec.stem for spec in demo_pages()]
 
 
 @functools.cache
