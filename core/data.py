@@ -112,7 +112,7 @@ class Dataset:
     """
 
     name: str
-    source: str  # "folder" | "download" | "embedded"
+    source: str  # "folder" | "download" | "embedded" | "user" (folder:PATH, npz:PATH, upload)
     source_note: str  # for people: "offline: 5,000-digit subset", "folder /data/MNIST"
     train_x: np.ndarray
     test_x: np.ndarray
@@ -122,6 +122,7 @@ class Dataset:
     location: str = ""  # the folder, URL or package it came from
     fell_back_from: str | None = None  # the full set that was asked for, if this is a fallback
     notes: list[str] = field(default_factory=list)  # why a source was skipped
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # user data: (file, why) not used
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -178,7 +179,8 @@ def load_dataset(
     """Load a registered data set, trying folder, then download, then embedded subset.
 
     Args:
-        name: a key of :data:`REGISTRY`.
+        name: a key of :data:`REGISTRY`, or the user's own images, ``folder:PATH`` or
+            ``npz:PATH`` (see :mod:`core.user_data`; the other arguments do not apply).
         data_dir: folder in torchvision's layout; defaults to ``$LATENTLAB_DATA``.
         download: allow a network download into :func:`cache_dir`.
         fallback: allow the embedded offline subset when nothing else works.
@@ -186,6 +188,8 @@ def load_dataset(
     Raises:
         DataError: a bad folder (names the file), or no source left to try.
     """
+    if is_user_data(name):  # users' own images: see the hook at the end of this module
+        return load_user_data(name)
     spec = get_spec(name)
     if spec.embedded:
         return _EMBEDDED[name]()
@@ -511,3 +515,58 @@ def _fit_to_shape(ds: Dataset, shape: tuple[int, int, int]) -> Dataset:
     ds.test_x = resize_images(ds.test_x, hw)
     ds.source_note += f", resized to {hw[0]}×{hw[1]}"
     return ds
+
+
+# ---------------------------------------------------------------- hook: users' own images
+# core.user_data reads and checks the files and never imports this module (no import cycle);
+# here its UserImages become a Dataset with the registry's split: 80/20, seed 0, stratified.
+
+
+def is_user_data(name: str) -> bool:
+    """True for ``folder:PATH`` and ``npz:PATH``, the user's own images (not registry names)."""
+    from core import user_data
+
+    return user_data.is_user_spec(name)
+
+
+def load_user_data(spec: str, target_shape: tuple[int, ...] | None = None) -> Dataset:
+    """``folder:PATH`` or ``npz:PATH`` -> a Dataset, resized to ``target_shape`` ((H, W) or a
+    model's (1, H, W); default: the most common size, at most 64×64). Raises DataError."""
+    from core import user_data
+
+    try:
+        return _user_dataset(user_data.read_spec(spec, target_shape))
+    except user_data.UserDataError as exc:
+        raise DataError(str(exc)) from exc
+
+
+def load_user_upload(name: str, data: bytes, target_shape: tuple[int, ...] | None = None) -> Dataset:
+    """An uploaded ``.zip`` of images or ``.npz`` (bytes; never written to disk) -> a Dataset
+    named ``upload:NAME``. Raises DataError."""
+    from core import user_data
+
+    try:
+        return _user_dataset(user_data.read_upload(name, data, target_shape))
+    except user_data.UserDataError as exc:
+        raise DataError(str(exc)) from exc
+
+
+def _user_dataset(images) -> Dataset:
+    """core.user_data.UserImages -> Dataset (stratified when every class has 2 images or more)."""
+    from core import user_data
+
+    y = images.y
+    stratify = y is not None and int(np.bincount(y).min()) >= 2
+    train, test = _split_indices(len(images.x), user_data.TEST_FRACTION, seed=0, labels=y if stratify else None)
+    return Dataset(
+        name=images.spec,
+        source="user",
+        source_note=images.note,
+        train_x=images.x[train],
+        test_x=images.x[test],
+        train_y=None if y is None else y[train],
+        test_y=None if y is None else y[test],
+        class_names=images.class_names,
+        location=images.location,
+        skipped=list(images.skipped),
+    )
