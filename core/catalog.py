@@ -140,9 +140,18 @@ def datasets_of(entries: list[ModelEntry]) -> list[str]:
     return [n for n in REGISTRY if n in have] + sorted(have - set(REGISTRY))
 
 
+USER_DATA_PREFIXES = ("upload:", "folder:", "npz:")  # your own images (core.data.load_user_data)
+
+
 def dataset_title(name: str) -> str:
+    """A data set's name for people: the registry's title, "Your images (NAME)" for your own."""
     spec = REGISTRY.get(name)
-    return spec.title if spec else name
+    if spec:
+        return spec.title
+    for prefix in USER_DATA_PREFIXES:
+        if name.startswith(prefix):
+            return f"Your images ({Path(name[len(prefix) :]).name})"
+    return name
 
 
 def is_digits(entry: ModelEntry) -> bool:

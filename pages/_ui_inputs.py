@@ -12,6 +12,7 @@ import streamlit as st
 from core import catalog
 from core.data import REGISTRY, Dataset
 from core.images import ImageError, open_image, to_model_input
+from pages import _ui_load as load
 
 if TYPE_CHECKING:
     from pages._ui_load import Current
@@ -20,12 +21,37 @@ IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
 MAP_POINTS = (500, 1000, 2000, 5000, 10000)  # the latent map's choices of how many points to plot
 
 
-def dataset_picker(container, key: str, help: str) -> str:
-    """A select box over every registered data set, opening on the offline MNIST digits."""
-    names = list(REGISTRY)
-    return container.selectbox(
-        "Data set", names, index=names.index("mnist-5k"), format_func=catalog.dataset_title, key=key, help=help
+YOUR_IMAGES = "your-images"  # the data-set picker's choice for an upload of the user's own images
+
+
+def dataset_picker(container, key: str, help: str, *, your_images: bool = False) -> str:
+    """A select box over every registered data set, opening on the offline MNIST digits; with
+    ``your_images``, a last choice :data:`YOUR_IMAGES` for an upload (see ``your_images_upload``)."""
+    names = list(REGISTRY) + ([YOUR_IMAGES] if your_images else [])
+
+    def title(name: str) -> str:
+        return "Your own images (upload)" if name == YOUR_IMAGES else catalog.dataset_title(name)
+
+    return container.selectbox("Data set", names, index=names.index("mnist-5k"), format_func=title, key=key, help=help)
+
+
+def your_images_upload(key: str) -> Dataset | None:
+    """An upload of the user's own images as a data set (a .zip of PNG/JPEG files, one folder per
+    class, or an .npz with ``x`` and optionally ``y``), or None; what was done to them, and the
+    files that were skipped, are said under it."""
+    file = st.file_uploader(
+        "Your images: a .zip of PNG/JPEG files (optionally one folder per class) or an .npz with x (and y)",
+        type=["zip", "npz"],
+        key=key,
+        help="Converted to grayscale and resized to one size (at most 64×64); 80% train, 20% test.",
     )
+    if file is None:
+        st.caption("No images yet: upload a .zip or an .npz above.")
+        return None
+    data = load.user_upload(file.name, file.getvalue())
+    if data is not None:
+        st.caption(f"{data.source_note}.")
+    return data
 
 
 def condition_picker(cur: Current, key: str, label: str = "Digit to draw (the condition)") -> int | None:

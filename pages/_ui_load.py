@@ -216,3 +216,26 @@ def code_range(cur: Current, data: Dataset | None):
     variational = cur.model.is_variational
     mu = None if variational or data is None else codes_of(cur.entry, cur.model, data).codes.mu
     return measure(cur.model.latent_dim, variational, mu)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading your images…")
+def _user_upload(name: str, digest: str, _data: bytes) -> Dataset:
+    from core.data import load_user_upload
+
+    return load_user_upload(name, _data)
+
+
+def user_upload(name: str, data: bytes) -> Dataset | None:
+    """An uploaded .zip of images or .npz as a data set (cached by content, shared by every
+    session), or None with the reason in the page; the files it skipped are listed."""
+    import hashlib
+
+    try:
+        ds = _user_upload(name, hashlib.sha256(data).hexdigest(), data)
+    except DataError as exc:
+        st.error(f"These images cannot be used: {exc}")
+        return None
+    if ds.skipped:
+        with st.expander(f"{len(ds.skipped)} file(s) skipped"):
+            st.markdown("\n".join(f"- `{f}`: {why}" for f, why in ds.skipped[:200]))
+    return ds

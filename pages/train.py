@@ -79,8 +79,11 @@ c = st.columns([1.4, 1.2, 0.8])
 dataset_name = inputs.dataset_picker(
     c[0],
     "tr_dataset",
-    "MNIST 5,000 digits and LFW faces are always here; the full sets need a data folder or a download.",
+    "MNIST 5,000 digits and LFW faces are always here; the full sets need a data folder or a download. "
+    "Or upload your own images.",
+    your_images=True,
 )
+uploaded = inputs.your_images_upload("tr_upload") if dataset_name == inputs.YOUR_IMAGES else None
 preset = c[1].selectbox("Model", list(KINDS), format_func=lambda k: KINDS[k].title, key="tr_model", help=kinds_help())
 arch = (
     c[2].segmented_control(
@@ -136,7 +139,12 @@ def preview_rows(data: Dataset) -> np.ndarray:
 
 
 if start and not running:
-    data = load.data(dataset_name, on_missing="error")
+    if dataset_name == inputs.YOUR_IMAGES:
+        data = uploaded
+        if data is None:
+            st.error("Upload your images first (a .zip of PNG/JPEG files or an .npz).")
+    else:
+        data = load.data(dataset_name, on_missing="error")
     if data is not None:
         try:
             title = catalog.dataset_title(data.name)

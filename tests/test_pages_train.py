@@ -201,3 +201,42 @@ def test_a_data_set_that_is_not_here_gets_a_message():
     at.button(key="tr_start").click().run()
     assert not at.exception
     assert "not available here" in at.error[0].value
+
+
+def _npz_bytes(n: int = 60, side: int = 16) -> bytes:
+    import io
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    np.savez(buf, x=rng.integers(0, 256, (n, side, side), dtype=np.uint8), y=np.arange(n) % 3)
+    return buf.getvalue()
+
+
+def test_your_own_images_upload_trains_and_saves(tmp_path):
+    at = train_page()
+    at.selectbox(key="tr_dataset").select("your-images").run()
+    assert not at.exception, at.exception
+    assert any("No images yet" in c.value for c in at.caption)
+    at.file_uploader(key="tr_upload").upload("shapes.npz", _npz_bytes(), "application/octet-stream").run()
+    assert not at.exception, at.exception
+    note = " ".join(c.value for c in at.caption)
+    assert "60 images in 3 classes" in note and "16×16" in note, note
+    click_train(at, tr_epochs=1, tr_latent=2)
+    job = finish(at)
+    outcome = job.result
+    assert outcome.status == "finished" and outcome.saved is not None, outcome.message
+    meta = [i for i in list_checkpoints(tmp_path / "user") if i.ok][0].meta
+    assert meta["model"]["image_shape"] == [1, 16, 16] and meta["dataset"]["name"] == "upload:shapes.npz"
+
+
+def test_a_broken_upload_gets_a_message_and_trains_nothing():
+    at = train_page()
+    at.selectbox(key="tr_dataset").select("your-images").run()
+    at.file_uploader(key="tr_upload").upload("junk.npz", b"not a zip at all", "application/octet-stream").run()
+    assert not at.exception, at.exception
+    assert any("These images cannot be used" in e.value for e in at.error)
+    at.button(key="tr_start").click().run()
+    assert "tr_job" not in at.session_state
+    assert any("Upload your images first" in e.value for e in at.error)
