@@ -1,24 +1,38 @@
-"""Command line: ``python -m core {train,evaluate,pretrain,list}``.
+"""Command line: ``python -m core {train,evaluate,pretrain,list,export,import}``.
 
     python -m core train --dataset mnist --model vae --arch conv --latent 16 --beta 1 \\
         --epochs 20 --out checkpoints/NAME [--data-dir DIR]
     python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR]
     python -m core pretrain [--data-dir DIR] [--only NAME ...] [--force]
     python -m core list [checkpoints]
+    python -m core export checkpoints/NAME --onnx DIR
+    python -m core import DIR [--name NAME] [--dataset mnist] [--data-dir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from core import data as data_mod
-from core.checkpoints import SHIPPED_DIR, CheckpointError, describe_folder, load_checkpoint, split_path
+from core.checkpoints import (
+    SHIPPED_DIR,
+    CheckpointError,
+    check_name,
+    describe_folder,
+    load_checkpoint,
+    split_path,
+    user_dir,
+)
 from core.config import ACTIVATION_NAMES, ARCHS, KINDS, LIKELIHOODS, ConfigError, ModelConfig, get_kind
 from core.corrupt import CORRUPTIONS
 from core.data import DataError, Dataset, load_dataset
 from core.evaluate import measure_card
+from core.export import TOLERANCE, check_free, export_checkpoint, import_folder
+from core.foreign import read_spec
 from core.losses import LOSS_FORMS
+from core.onnx_model import load_onnx_model
 from core.pretrain import pretrain
 from core.runs import TqdmProgress, save_run
 from core.train import TrainConfig, TrainingDiverged, train_model
@@ -75,7 +89,27 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("folder", nargs="?", default=str(SHIPPED_DIR))
     ls.add_argument("--data-dir", default=None, help="unused; accepted everywhere for symmetry")
     ls.add_argument("--markdown", action="store_true", help="a Markdown table of the model cards")
+    _onnx_parsers(sub)
     return p
+
+
+def _onnx_parsers(sub: argparse._SubParsersAction) -> None:
+    """The ONNX model folder commands (docs/own-model.md)."""
+    ex = sub.add_parser("export", help="export a checkpoint to an ONNX model folder")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--onnx", required=True, metavar="DIR", help="the model folder to write (must not exist)")
+
+    im = sub.add_parser("import", help="validate an ONNX model folder and copy it into your models")
+    im.add_argument("folder")
+    im.add_argument("--name", default=None, help="the model's name (default: the folder's name)")
+    im.add_argument(
+        "--dataset",
+        default=None,
+        choices=data_mod.dataset_names(),
+        help="measure a model card on this data set's test split (default: model.json's dataset, if one of ours)",
+    )
+    im.add_argument("--data-dir", default=None)
+    im.add_argument("--no-download", action="store_true")
 
 
 def _model_config(args: argparse.Namespace, ds: Dataset) -> ModelConfig:
@@ -171,9 +205,52 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    report = export_checkpoint(args.checkpoint, args.onnx)
+    print(f"wrote {report.folder}: encoder.onnx, decoder.onnx, model.json")
+    print(
+        f"max abs difference against torch: decode {report.decode_diff:.1e}, encode {report.encode_diff:.1e} "
+        f"(limit {TOLERANCE:.0e})"
+    )
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    # Every check first (the graphs, the name), before any data is loaded.
+    spec = load_onnx_model(args.folder).spec
+    name = check_name(args.name or Path(args.folder).resolve().name)
+    check_free(user_dir(), name)
+    data_name = args.dataset or spec.dataset
+    ds = None
+    if data_name in data_mod.REGISTRY:
+        ds = load_dataset(data_name, args.data_dir, download=not args.no_download)
+        print(f"measuring on {ds.describe()}", file=sys.stderr)
+    dest = import_folder(args.folder, user_dir(), name=name, dataset=ds)
+    print(f"imported {dest.name} into {dest.parent}")
+    if ds is None:
+        print("no model card: name one of our data sets with --dataset to measure one")
+        return 0
+    card = read_spec(dest).meta["card"]
+    print(
+        f"test loss {card['test_loss']:.2f} nats  recon {card['test_recon']:.2f}  KL {card['test_kl']:.2f}  "
+        f"active units {card['active_units']}/{spec.latent_dim} on {card['dataset']}"
+    )
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "pretrain": cmd_pretrain,
+    "list": cmd_list,
+    "export": cmd_export,
+    "import": cmd_import,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "pretrain": cmd_pretrain, "list": cmd_list}[args.command]
+    handler = COMMANDS[args.command]
     try:
         return handler(args)
     except (DataError, CheckpointError, ConfigError, TrainingDiverged) as exc:

@@ -227,7 +227,7 @@ def test_your_own_images_upload_trains_and_saves(tmp_path):
     job = finish(at)
     outcome = job.result
     assert outcome.status == "finished" and outcome.saved is not None, outcome.message
-    meta = [i for i in list_checkpoints(tmp_path / "user") if i.ok][0].meta
+    meta = next(i for i in list_checkpoints(tmp_path / "user") if i.ok).meta
     assert meta["model"]["image_shape"] == [1, 16, 16] and meta["dataset"]["name"] == "upload:shapes.npz"
 
 
