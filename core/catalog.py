@@ -4,7 +4,9 @@ small non-UI helpers the pages share (model cards, AE/VAE partners, query-string
 Two folders hold checkpoints: the shipped ones (``LATENTLAB_CHECKPOINTS``, default
 ``<repo>/checkpoints``) and the user's own (``LATENTLAB_USER_CHECKPOINTS``, default
 ``<repo>/user_checkpoints``, not in git). A model's key is its name for a shipped model and
-``user:NAME`` for a user model, so the two never collide (a checkpoint name has no colon).
+``user:NAME`` for a user model, so the two never collide (a checkpoint name has no colon). The
+user folder also holds foreign models, one sub-folder each (``NAME/`` with ``encoder.onnx``,
+``decoder.onnx`` and ``model.json``; see :mod:`core.foreign`), offered beside the others.
 
 Data for the app is loaded offline-first: a data folder (``LATENTLAB_DATA``, else the download
 cache when it exists), then the embedded subsets. The network is used only when
@@ -24,6 +26,7 @@ import numpy as np
 from core.checkpoints import list_checkpoints, shipped_dir, user_dir
 from core.config import is_variational
 from core.data import REGISTRY, Dataset, cache_dir, load_dataset, resize_images
+from core.foreign import ForeignInfo, list_foreign
 
 DOWNLOAD_ENV = "LATENTLAB_DOWNLOAD"
 USER_PREFIX = "user:"
@@ -44,6 +47,7 @@ class ModelEntry:
     path: Path  # the .safetensors file
     meta: dict = field(default_factory=dict, compare=False, hash=False)
     error: str | None = None
+    format: str = "latentlab"  # "latentlab" (safetensors + JSON) | "onnx" (a foreign model folder)
 
     @property
     def ok(self) -> bool:
@@ -98,9 +102,10 @@ class ModelEntry:
     @property
     def mtime(self) -> float:
         """Changes when the checkpoint is rewritten, so a cache keyed on it reloads."""
+        files = list(self.path.iterdir()) if self.format == "onnx" else [self.path, self.path.with_suffix(".json")]
         try:
-            return max(self.path.stat().st_mtime, self.path.with_suffix(".json").stat().st_mtime)
-        except OSError:
+            return max(p.stat().st_mtime for p in files)
+        except (OSError, ValueError):
             return 0.0
 
 
@@ -113,7 +118,53 @@ def list_models() -> list[ModelEntry]:
             entries.append(
                 ModelEntry(key=key, name=info.name, source=source, path=info.path, meta=info.meta, error=info.error)
             )
-    return entries
+    return entries + [_foreign_entry(info) for info in list_foreign(user_dir())]
+
+
+YOUR_MODELS = "your-models"  # the sidebar's data set for a foreign model that names none of ours
+
+
+def _foreign_entry(info: ForeignInfo) -> ModelEntry:
+    """A foreign model folder as a catalog entry: its model.json in the shape of our checkpoints' JSON."""
+    meta: dict = {}
+    if info.spec is not None:
+        s = info.spec
+        kind = ("cvae" if s.conditional else "vae") if s.is_variational else "ae"
+        model = {"kind": kind, "arch": "onnx", "latent_dim": s.latent_dim, "image_shape": list(s.image_shape)}
+        meta = {
+            "model": model | {"num_classes": s.num_classes, "likelihood": s.likelihood},
+            "dataset": {"name": s.dataset if s.dataset in REGISTRY else YOUR_MODELS},
+            "card": s.meta.get("card") or {},
+            "title": s.title,
+            "notes": f"Your ONNX model in {info.path}.",
+        }
+    return ModelEntry(
+        key=USER_PREFIX + info.name, name=info.name, source="user", path=info.path, meta=meta, error=info.error,
+        format="onnx",
+    )  # fmt: skip
+
+
+@dataclass
+class LoadedModel:
+    """A model of the catalog, loaded: ``model`` implements :class:`core.protocol.LatentModel`."""
+
+    name: str
+    model: object
+    meta: dict
+    path: Path
+
+
+def load_entry(entry: ModelEntry) -> LoadedModel:
+    """Load the model behind ``entry`` (validated); CheckpointError (or its subclass
+    ForeignModelError) naming the file and the problem when it cannot be used."""
+    if entry.format == "onnx":
+        from core.onnx_model import load_onnx_model
+
+        return LoadedModel(entry.name, load_onnx_model(entry.path), entry.meta, entry.path)
+    from core.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(entry.path)
+    return LoadedModel(ckpt.name, ckpt.model, ckpt.meta, ckpt.path)
 
 
 def default_model(entries: list[ModelEntry], dataset: str | None = None) -> ModelEntry | None:
@@ -148,6 +199,8 @@ def dataset_title(name: str) -> str:
     spec = REGISTRY.get(name)
     if spec:
         return spec.title
+    if name == YOUR_MODELS:
+        return "Your models (no data set named)"
     for prefix in USER_DATA_PREFIXES:
         if name.startswith(prefix):
             return f"Your images ({Path(name[len(prefix) :]).name})"

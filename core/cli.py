@@ -38,12 +38,26 @@ from core.runs import TqdmProgress, save_run
 from core.train import TrainConfig, TrainingDiverged, train_model
 
 
+def _dataset_name(text: str) -> str:
+    """A registered data set, or your own images as ``folder:PATH`` / ``npz:PATH``."""
+    if text in data_mod.dataset_names() or data_mod.is_user_data(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown data set {text!r}: choose one of {', '.join(data_mod.dataset_names())}, or folder:PATH / npz:PATH"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m core", description="Latent Lab engine")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model and save it as a checkpoint")
-    t.add_argument("--dataset", default="mnist-5k", choices=data_mod.dataset_names())
+    t.add_argument(
+        "--dataset",
+        default="mnist-5k",
+        type=_dataset_name,
+        help=f"one of {', '.join(data_mod.dataset_names())}, or your own images: folder:PATH or npz:PATH",
+    )
     t.add_argument("--data-dir", default=None, help="folder in torchvision's layout (default $LATENTLAB_DATA)")
     t.add_argument(
         "--model", default="vae", choices=list(KINDS), help="; ".join(f"{k}: {v.title}" for k, v in KINDS.items())
@@ -105,7 +119,7 @@ def _onnx_parsers(sub: argparse._SubParsersAction) -> None:
     im.add_argument(
         "--dataset",
         default=None,
-        choices=data_mod.dataset_names(),
+        type=_dataset_name,
         help="measure a model card on this data set's test split (default: model.json's dataset, if one of ours)",
     )
     im.add_argument("--data-dir", default=None)

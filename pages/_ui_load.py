@@ -21,7 +21,6 @@ from core import catalog
 from core.data import DataError, Dataset
 
 if TYPE_CHECKING:  # torch-backed modules load on first use, so the first page paints before torch
-    from core.checkpoints import Checkpoint
     from core.latent import LatentCodes
 
 ON_MISSING = ("warn", "error", "quiet", "raise")
@@ -69,10 +68,8 @@ def models() -> list[catalog.ModelEntry]:
 
 
 @st.cache_resource(max_entries=12, show_spinner="Loading the model…")
-def _load_model(path: str, mtime: float) -> Checkpoint:
-    from core.checkpoints import load_checkpoint
-
-    return load_checkpoint(path)
+def _load_model(path: str, mtime: float, _entry: catalog.ModelEntry) -> catalog.LoadedModel:
+    return catalog.load_entry(_entry)
 
 
 @dataclass
@@ -80,7 +77,7 @@ class Current:
     """The model picked in the sidebar, loaded."""
 
     entry: catalog.ModelEntry
-    ckpt: Checkpoint
+    ckpt: catalog.LoadedModel
 
     @property
     def model(self):
@@ -112,13 +109,16 @@ def current() -> Current:
     return Current(entry, load_model(entry))
 
 
-def load_model(entry: catalog.ModelEntry) -> Checkpoint:
+def load_model(entry: catalog.ModelEntry) -> catalog.LoadedModel:
+    """The entry's model, loaded once per process (per file time); a model that cannot be loaded
+    stops the page with the reason."""
     from core.checkpoints import CheckpointError
 
     try:
-        return _load_model(str(entry.path), entry.mtime)
+        return _load_model(str(entry.path), entry.mtime, entry)
     except CheckpointError as exc:
-        st.error(f"This checkpoint cannot be loaded: {exc}")
+        what = "This model" if entry.format == "onnx" else "This checkpoint"
+        st.error(f"{what} cannot be loaded: {exc}")
         st.stop()
 
 

@@ -52,3 +52,27 @@ def test_module_entry_point_lists_checkpoints(tmp_path):
         [sys.executable, "-m", "core", "list", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and "no checkpoints in" in proc.stdout
+
+
+def test_train_on_your_own_folder_of_images_lists_what_it_skipped(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    for cls in ("cats", "dogs"):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray((np.random.default_rng(i).random((20, 20)) * 255).astype(np.uint8)).save(
+                tmp_path / "imgs" / cls / f"{i}.png"
+            )
+    (tmp_path / "imgs" / "cats" / "notes.png").write_text("not an image")
+    out = tmp_path / "ck" / "own"
+    rc = main(["train", "--dataset", f"folder:{tmp_path / 'imgs'}", "--arch", "mlp", "--latent", "2",
+               "--hidden", "16", "--epochs", "1", "--out", str(out)])  # fmt: skip
+    assert rc == 0
+    err = capsys.readouterr().err
+    assert "20 images in 2 classes (cats, dogs)" in err and "notes.png" in err
+    meta = load_checkpoint(out).meta
+    assert meta["model"]["image_shape"] == [1, 20, 20] and meta["dataset"]["name"].startswith("folder:")
+    with pytest.raises(SystemExit):
+        main(["train", "--dataset", "nonsense"])
+    assert "folder:PATH / npz:PATH" in capsys.readouterr().err

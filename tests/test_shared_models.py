@@ -33,7 +33,7 @@ def test_no_page_mutates_a_cached_model():
             at = app_test(page, query={"model": entry.key})
             assert not at.exception, (entry.key, page, at.exception)
     for entry in entries:
-        cached = _ui_load._load_model(str(entry.path), entry.mtime)  # the object every session shares
+        cached = _ui_load._load_model(str(entry.path), entry.mtime, entry)  # the object every session shares
         fresh = load_checkpoint(entry.path).model
         assert not cached.model.training, entry.key
         for key, value in fresh.state_dict().items():
