@@ -132,9 +132,10 @@ def mnist_style(arr: np.ndarray, size: tuple[int, int] = (28, 28), box: int = 20
 
 
 def to_png(image: np.ndarray, scale: int = 1) -> bytes:
-    """(H, W) or (C, H, W) float in [0, 1] (or uint8) -> PNG bytes, optionally enlarged."""
+    """(H, W), (C, H, W) with C 1 or 3, or (H, W, 3) (an image grid), float in [0, 1] or uint8
+    -> PNG bytes, optionally enlarged."""
     arr = np.asarray(image)
-    if arr.ndim == 3:
+    if arr.ndim == 3 and arr.shape[0] in (1, 3):
         arr = arr[0] if arr.shape[0] == 1 else np.moveaxis(arr, 0, -1)
     if arr.dtype != np.uint8:
         arr = (np.clip(arr, 0, 1) * 255).round().astype(np.uint8)

@@ -147,7 +147,12 @@ def data(name: str, image_shape: tuple[int, ...] | None = None, *, on_missing: s
     except DataError as exc:
         if on_missing == "raise":
             raise
-        if on_missing == "warn":
+        if on_missing == "warn" and name == catalog.YOUR_MODELS:
+            st.info(
+                "This model's `model.json` names no data set of Latent Lab's (its `dataset` field), so the "
+                "parts of this page that need test images are off; set `dataset` (e.g. `mnist`) and import it again."
+            )
+        elif on_missing == "warn":
             st.warning(
                 f"The {catalog.dataset_title(name)} images are not available here ({exc}). "
                 "Point `LATENTLAB_DATA` at a data folder, or pick another model; the parts of this "

@@ -104,3 +104,17 @@ def test_png_encoding_round_trips():
     arr = np.linspace(0, 1, 28 * 28, dtype=np.float32).reshape(1, 28, 28)
     img = Image.open(io.BytesIO(to_png(arr, scale=2)))
     assert img.size == (56, 56)
+
+
+def test_colour_images_and_colour_grids_become_pngs():
+    from PIL import Image
+
+    from core.images import to_png
+    from core.latent import image_grid
+
+    rgb = np.random.default_rng(0).random((3, 16, 12)).astype(np.float32)  # (C, H, W), a colour model's output
+    assert Image.open(io.BytesIO(to_png(rgb))).size == (12, 16)
+    grid = image_grid(np.stack([rgb, rgb]), nrow=2)  # uint8 (H', W', 3)
+    assert grid.shape[-1] == 3
+    png = Image.open(io.BytesIO(to_png(grid, scale=2)))
+    assert png.mode == "RGB" and png.size == (grid.shape[1] * 2, grid.shape[0] * 2)
