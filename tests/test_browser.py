@@ -13,23 +13,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
+from core.site import demo_pages
 from tests.app_support import digit_png
 from tests.browser_support import image_src, open_page, settle
 
 pytestmark = pytest.mark.browser
 
-PAGES = [
-    "sliders",
-    "sampling",
-    "latent-map",
-    "interpolation",
-    "ae-vs-vae",
-    "your-image",
-    "beta-sweep",
-    "denoising",
-    "anomalies",
-    "train",
-]
+PAGES = [spec.url_path for spec in demo_pages()]  # every page but home, from the page table
 
 
 def test_home_page_renders_in_chromium(server, page, shots):

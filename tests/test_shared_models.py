@@ -13,8 +13,8 @@ from core.catalog import list_models
 from core.checkpoints import load_checkpoint
 from tests.app_support import PAGE_FILES, app_env, app_test
 
-# Every page that runs the sidebar's model (the β sweep and Train pages build models of their own).
-PAGES = [p for p in PAGE_FILES if p not in ("beta_sweep", "train")]
+# Every page that runs the sidebar's model (β sweep and Train build models of their own; Load your model adds one).
+PAGES = [p for p in PAGE_FILES if p not in ("beta_sweep", "train", "your_model")]
 
 
 @pytest.fixture(autouse=True)
