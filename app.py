@@ -13,18 +13,20 @@ st.set_page_config(page_title="Latent Lab", page_icon="🧭", layout="wide")
 from core.site import SECTIONS, page_table  # noqa: E402  (ast only: cheap, no torch)
 
 
-def navigation() -> dict[str, list]:
-    """The page table (each page's own ``PAGE`` declaration) as st.navigation's sections."""
+def navigation() -> tuple[dict[str, list], dict[str, st.Page]]:
+    """The page table (each page's own ``PAGE`` declaration) as st.navigation's sections, and
+    each page by its declared URL path (the home page's is "welcome", though Streamlit serves
+    the default page at "/")."""
     sections: dict[str, list] = {name: [] for name in SECTIONS}
+    by_path = {}
     for spec in page_table():
-        sections[spec.section].append(
-            st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=spec.is_home)
-        )
-    return {name: pages for name, pages in sections.items() if pages}
+        page = st.Page(spec.file, title=spec.title, icon=spec.icon, url_path=spec.url_path, default=spec.is_home)
+        sections[spec.section].append(page)
+        by_path[spec.url_path] = page
+    return {name: pages for name, pages in sections.items() if pages}, by_path
 
 
-PAGES = navigation()
-BY_PATH = {p.url_path: p for section in PAGES.values() for p in section}
+PAGES, BY_PATH = navigation()
 
 # st.navigation comes before the engine's imports (torch takes seconds): the first run of a fresh
 # server goes through Streamlit's pages/-folder router, whose menu (every file in pages/) shows
@@ -47,7 +49,7 @@ def model_picker() -> str | None:
             if asked in usable:
                 state["model"], state["dataset"] = asked, usable[asked].dataset
             else:
-                state_ui.note(f"unknown model {asked!r}")
+                state_ui.note(f"unknown model {catalog.quote(asked)}")
     st.sidebar.header("Model")
     datasets = catalog.datasets_of(entries)
     if not datasets:
@@ -84,7 +86,7 @@ asked_page = st.query_params.get("page")
 if asked_page is not None:
     target = BY_PATH.get(asked_page)
     if target is None:
-        state_ui.note(f"unknown page {asked_page!r}")
+        state_ui.note(f"unknown page {catalog.quote(asked_page)}")
     elif target is not page:
         rest = {k: v for k, v in st.query_params.to_dict().items() if k != "page"}
         st.switch_page(target, query_params=rest)

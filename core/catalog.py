@@ -408,7 +408,7 @@ def parse_choice(text: str | None, options: list[str] | tuple[str, ...], what: s
         return None, None
     if text in options:
         return text, None
-    return None, f"unknown {what} {_quote(text)}"
+    return None, f"unknown {what} {quote(text)}"
 
 
 def parse_int(text: str | None, lo: int, hi: int, what: str) -> tuple[int | None, str | None]:
@@ -417,7 +417,7 @@ def parse_int(text: str | None, lo: int, hi: int, what: str) -> tuple[int | None
     try:
         value = int(text.strip())
     except (ValueError, AttributeError):
-        return None, f"{what} {_quote(text)} is not a whole number"
+        return None, f"{what} {quote(text)} is not a whole number"
     if not lo <= value <= hi:
         return None, f"{what} {value} is outside {lo}..{hi}"
     return value, None
@@ -429,9 +429,9 @@ def parse_float(text: str | None, lo: float, hi: float, what: str) -> tuple[floa
     try:
         value = float(text.strip())
     except (ValueError, AttributeError):
-        return None, f"{what} {_quote(text)} is not a number"
+        return None, f"{what} {quote(text)} is not a number"
     if not math.isfinite(value) or not lo <= value <= hi:
-        return None, f"{what} {_quote(text)} is outside {lo:g}..{hi:g}"
+        return None, f"{what} {quote(text)} is outside {lo:g}..{hi:g}"
     return value, None
 
 
@@ -445,7 +445,7 @@ def parse_code(text: str | None, lo: np.ndarray, hi: np.ndarray) -> tuple[np.nda
     try:
         z = np.array([float(p) for p in parts], dtype=np.float64)
     except ValueError:
-        return None, f"the code {_quote(text)} is not a list of numbers"
+        return None, f"the code {quote(text)} is not a list of numbers"
     if not np.isfinite(z).all():
         return None, "the code in the link holds NaN or infinity"
     if (z < lo - 1e-6).any() or (z > hi + 1e-6).any():
@@ -477,6 +477,7 @@ def format_code(z: np.ndarray) -> str:
     return ",".join(f"{v:.2f}".replace("-0.00", "0.00") for v in np.asarray(z, dtype=np.float64))
 
 
-def _quote(text: str, limit: int = 40) -> str:
+def quote(text: str, limit: int = 40) -> str:
+    """Untrusted text from a link, quoted for a note and cut to ``limit`` characters."""
     text = str(text)
     return repr(text if len(text) <= limit else text[:limit] + "…")

@@ -81,6 +81,16 @@ def test_page_parameter_opens_that_page_and_a_bad_one_gets_a_note():
     assert any("unknown page" in i.value for i in at.info)
 
 
+def test_the_home_page_answers_to_its_own_name_and_long_values_are_cut():
+    at = app_test(query={"page": "welcome"})
+    assert not at.exception and at.title[0].value == "Latent Lab"
+    assert not any("unknown page" in i.value for i in at.info)
+    at = app_test(query={"model": "x" * 10_000, "page": "y" * 10_000})
+    notes = " ".join(i.value for i in at.info)
+    assert "unknown model 'xxxx" in notes and "unknown page 'yyyy" in notes
+    assert len(notes) < 400, "a long value is cut, not echoed whole"
+
+
 def test_a_page_keeps_only_its_own_settings_in_the_url():
     at = app_test("sampling_manifold")
     assert {"t", "n", "seed", "grid", "span"} <= set(at.query_params)
