@@ -218,15 +218,13 @@ def beta_of(entry: ModelEntry) -> float:
 
 
 def card_rows(entry: ModelEntry) -> dict[str, str]:
-    """The few facts a sidebar card shows: data, source, latent size, β, test loss."""
+    """The few facts a sidebar card shows: data, how many training images, latent size, β, test loss."""
     card = entry.meta.get("card", {})
     data = entry.meta.get("dataset", {})
-    rows = {
-        "Model": entry.title,
-        "Data": dataset_title(entry.dataset),
-        "Source": card.get("data_source") or data.get("source_note") or "?",
-        "Latent size": str(entry.latent_dim),
-    }
+    rows = {"Model": entry.title, "Data": dataset_title(entry.dataset)}
+    if data.get("n_train"):  # what the data set is, not where it sat on the trainer's disk
+        rows["Trained on"] = f"its training set, {data['n_train']:,} images"
+    rows["Latent size"] = str(entry.latent_dim)
     if entry.is_variational:
         rows["β"] = f"{entry.beta:g}" if entry.beta is not None else "1"
     else:

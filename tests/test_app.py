@@ -124,3 +124,10 @@ def test_user_models_are_offered_beside_the_shipped_ones(monkeypatch, tmp_path):
     at.sidebar.selectbox[1].select("user:mine").run()
     assert not at.exception
     assert at.query_params["model"] == "user:mine"
+
+
+def test_the_sidebar_card_says_what_the_data_set_is_not_where_it_was():
+    at = app_test(query={"model": "mnist-vae-mlp-z12"})
+    card = " ".join(m.value for m in at.sidebar.markdown)
+    assert "Trained on: its training set, 4,000 images" in card
+    assert "/" not in card.split("Trained on")[1].split("\n")[0] and "Source" not in card
