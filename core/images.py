@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import io
 import warnings
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -24,6 +27,24 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow raises DecompressionBombError past
 
 class ImageError(ValueError):
     """An image cannot be used; the message says why, in words for the page."""
+
+
+@contextmanager
+def decoding(name: str) -> Iterator[None]:
+    """Run Pillow on an untrusted file named ``name`` with the decompression-bomb guard raised to
+    an error; every way it fails becomes one :class:`ImageError` that names the file."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"{name} is too large to decode safely ({exc})") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{name} is not an image file Latent Lab can read") from exc
+    except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated or corrupt data
+        raise ImageError(f"{name} is damaged or truncated ({exc})") from exc
 
 
 def open_image(data: bytes, name: str = "upload") -> Image.Image:
@@ -39,23 +60,13 @@ def open_image(data: bytes, name: str = "upload") -> Image.Image:
     head = data[:256].lstrip().lower()
     if head.startswith(b"<?xml") or head.startswith(b"<svg") or b"<svg" in head:
         raise ImageError(f"{name} is an SVG (vector) file; please upload a PNG, JPEG, GIF, BMP or WebP image")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            w, h = img.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{name} is {w}×{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
-            img.seek(0)  # first frame of an animation
-            img.load()
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name} is too large to decode safely ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{name} is not an image file Latent Lab can read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated or corrupt data
-        raise ImageError(f"{name} is damaged or truncated ({exc})") from exc
+    with decoding(name):
+        img = Image.open(io.BytesIO(data))
+        w, h = img.size
+        if w * h > MAX_PIXELS:
+            raise ImageError(f"{name} is {w}×{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
+        img.seek(0)  # first frame of an animation
+        img.load()
     return to_gray(img)
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Callable
@@ -38,9 +37,9 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
-from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, open_image
+from core.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, decoding, open_image
 
 PREFIXES = ("folder:", "npz:")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
@@ -301,20 +300,10 @@ def _probe(item: _Item) -> tuple[tuple[int, int], bool]:
         raise ImageError(f"{item.name} is empty")
     if item.size > MAX_UPLOAD_BYTES:
         raise ImageError(f"{item.name} is {_size(item.size)}; the limit is {_size(MAX_UPLOAD_BYTES)}")
-    try:
-        with item.open() as f, warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(f)
-            w, h = img.size
-            colour = img.mode not in _GRAY_MODES and not _gray_palette(img)
-    except ImageError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{item.name} is too large to decode safely ({exc})") from exc
-    except UnidentifiedImageError as exc:
-        raise ImageError(f"{item.name} is not an image file Latent Lab can read") from exc
-    except (OSError, SyntaxError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ImageError(f"{item.name} is damaged or truncated ({exc})") from exc
+    with decoding(item.name), item.open() as f:
+        img = Image.open(f)
+        w, h = img.size
+        colour = img.mode not in _GRAY_MODES and not _gray_palette(img)
     if w * h > MAX_PIXELS:
         raise ImageError(f"{item.name} is {w}×{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
     if min(w, h) < 1:
