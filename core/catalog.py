@@ -223,7 +223,9 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
     data = entry.meta.get("dataset", {})
     rows = {"Model": entry.title, "Data": dataset_title(entry.dataset)}
     if data.get("n_train"):  # what the data set is, not where it sat on the trainer's disk
-        rows["Trained on"] = f"its training set, {data['n_train']:,} images"
+        offline = data.get("source") == "embedded" or data.get("fell_back_from")
+        which = "the offline subset's training split" if offline else "its training set"
+        rows["Trained on"] = f"{which}, {data['n_train']:,} images"
     rows["Latent size"] = str(entry.latent_dim)
     if entry.is_variational:
         rows["β"] = f"{entry.beta:g}" if entry.beta is not None else "1"

@@ -129,5 +129,5 @@ def test_user_models_are_offered_beside_the_shipped_ones(monkeypatch, tmp_path):
 def test_the_sidebar_card_says_what_the_data_set_is_not_where_it_was():
     at = app_test(query={"model": "mnist-vae-mlp-z12"})
     card = " ".join(m.value for m in at.sidebar.markdown)
-    assert "Trained on: its training set, 4,000 images" in card
+    assert "Trained on: the offline subset's training split, 4,000 images" in card
     assert "/" not in card.split("Trained on")[1].split("\n")[0] and "Source" not in card
