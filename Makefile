@@ -9,15 +9,25 @@ REQS   := requirements.txt requirements-dev.txt
 STAMP  := $(VENV)/.installed-$(shell cat $(REQS) | cksum | cut -d' ' -f1)
 PORT   ?= 8501
 
-.PHONY: run test setup browser lint format bench
+.PHONY: run test setup browser lint format bench web
 
-setup: $(STAMP)
+setup: $(STAMP) web
 
 $(STAMP): $(REQS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# onnxruntime-web for the in-browser decoder, from web/package-lock.json into static/ort/ (ignored
+# by git); rebuilt only when the lock file changes. Without npm the sliders decode on the server.
+WEB_STAMP := static/ort/.built-$(shell cat web/package-lock.json web/build.mjs | cksum | cut -d' ' -f1)
+
+web: $(WEB_STAMP)
+
+$(WEB_STAMP): web/package.json web/package-lock.json web/build.mjs web/LICENSE-onnxruntime.txt
+	@command -v npm >/dev/null 2>&1 || { echo "npm not found: skipping onnxruntime-web (the sliders decode on the server)"; exit 0; }; \
+	  cd web && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && node build.mjs && touch ../$@
 
 # Debian's Chromium for the Playwright browser tests (Playwright cannot download browsers here).
 browser:

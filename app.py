@@ -31,7 +31,7 @@ PAGES, BY_PATH = navigation()
 # st.navigation comes before the engine's imports (torch takes seconds): the first run of a fresh
 # server goes through Streamlit's pages/-folder router, whose menu (every file in pages/) shows
 # until this call replaces it.
-page = st.navigation(PAGES)
+page = st.navigation(PAGES, expanded=True)  # every demo visible (the default folds after 10)
 
 from core import catalog  # noqa: E402
 from pages import _ui_load as load  # noqa: E402

@@ -2,7 +2,8 @@
 
     python -m benchmarks [--only NAME ...] [--data-dir DIR] [--no-readme]
 
-NAME: engine, analysis, quality, denoising, foreign, ui_latency, load_ws, load (all by default).
+NAME: engine, analysis, quality, denoising, foreign, projections, ui_latency, slider_fps, load_ws, load
+(all by default).
 
 Each benchmark runs as its own process (``python -m benchmarks.NAME``), one after another so
 that they do not compete for the CPU; its output goes to ``benchmarks/results/NAME.md`` as it
@@ -41,7 +42,9 @@ BENCHMARKS = {
     "quality": ("Model quality beside published anchors", ["--data-dir", "{data}"]),
     "denoising": ("Denoising at several levels", ["--data-dir", "{data}"]),
     "foreign": ("Your own model: torch against its ONNX export", []),
+    "projections": ("Latent map projections: PCA, UMAP and t-SNE of 10,000 codes", ["--data-dir", "{data}"]),
     "ui_latency": ("Interactivity", []),
+    "slider_fps": ("Frame-rate sliders: decoding in the browser against the server", []),
     "load_ws": ("A classroom of concurrent sessions (websocket clients)", []),
     "load": ("A classroom of concurrent sessions (Chromium tabs on the same 2 cores)", []),
 }

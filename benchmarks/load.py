@@ -129,6 +129,7 @@ async def run(args) -> int:
     from playwright.async_api import async_playwright
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env["LATENTLAB_DECODER"] = "server"  # the server-side sliders; benchmarks/slider_fps.py loads the browser's
     folder = Path(args.checkpoints).resolve() if args.checkpoints else ROOT / "checkpoints"
     env["LATENTLAB_CHECKPOINTS"] = str(folder)
     before = weights_digest(folder)

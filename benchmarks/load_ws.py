@@ -155,7 +155,7 @@ async def session(url: str, model: str, log: Log, until: float, rng: random.Rand
 
 
 async def run(args) -> int:
-    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LATENTLAB_DECODER": "server"}  # server-side sliders
     import os
 
     env = {**os.environ, **env}

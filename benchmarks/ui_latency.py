@@ -161,6 +161,7 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env["LATENTLAB_DECODER"] = "server"  # the server-side sliders; benchmarks/slider_fps.py times the browser's
     if args.checkpoints:
         env["LATENTLAB_CHECKPOINTS"] = str(Path(args.checkpoints).resolve())
     query = f"?model={args.model}" if args.model else ""

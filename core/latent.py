@@ -571,3 +571,36 @@ def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2, pa
     channels = images.shape[1]
     grid = grid[:1] if channels == 1 else grid
     return to_uint8(grid[None].numpy())[0]
+
+
+# ---------------------------------------------------------------- video
+
+
+def can_write_mp4() -> bool:
+    """True when imageio's ffmpeg plugin (the optional ``imageio-ffmpeg`` package) is installed."""
+    import importlib.util
+
+    return importlib.util.find_spec("imageio") is not None and importlib.util.find_spec("imageio_ffmpeg") is not None
+
+
+def mp4_bytes(images: np.ndarray, fps: int = 8, scale: int = 4, boomerang: bool = True) -> bytes:
+    """An H.264 MP4 of a sequence of images (S, C, H, W) in [0, 1] (slides play it where a GIF
+    stutters); needs ``imageio-ffmpeg`` (:func:`can_write_mp4`), else RuntimeError.
+
+    Frames are enlarged (nearest neighbour) and padded to even sizes, as H.264 requires.
+    """
+    if not can_write_mp4():
+        raise RuntimeError("MP4 needs the imageio-ffmpeg package; GIF works without it")
+    import imageio.v3 as iio
+
+    frames = to_uint8(images)
+    if len(frames) == 0:
+        raise ValueError("no images to animate")
+    if boomerang and len(frames) > 2:
+        frames = np.concatenate([frames, frames[-2:0:-1]])
+    frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    pad = [(0, 0), (0, frames.shape[1] % 2), (0, frames.shape[2] % 2)] + [(0, 0)] * (frames.ndim - 3)
+    frames = np.pad(frames, pad, mode="edge")
+    if frames.ndim == 3:  # grey -> RGB: players expect colour video
+        frames = np.repeat(frames[..., None], 3, axis=-1)
+    return iio.imwrite("<bytes>", frames, extension=".mp4", fps=fps, codec="libx264", macro_block_size=1)

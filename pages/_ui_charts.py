@@ -78,13 +78,36 @@ def grid_image(grid: np.ndarray, caption: str | None = None, *, file_name: str, 
 # ---------------------------------------------------------------- figures
 
 
-def plotly_config(file_name: str) -> dict:
-    """The modebar's camera button saves the figure as a PNG named ``file_name``."""
+PLOT_FORMATS = {"png": "PNG", "svg": "SVG"}  # what the modebar's camera saves (the format_picker's choice)
+
+
+def plotly_config(file_name: str, *, select: bool = False) -> dict:
+    """The modebar's camera button saves the figure as ``file_name`` in the format picked with
+    :func:`format_picker` (PNG by default, SVG for slides); ``select`` keeps the lasso and box tools."""
+    state = st.session_state  # the picker's own key first: it may sit below the plot, so drawn after this
+    fmt = state.get("plot_format_pick", state.get("plot_format", "png"))
     return {
         "displaylogo": False,
-        "toImageButtonOptions": {"format": "png", "filename": file_name, "scale": 2},
-        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+        "toImageButtonOptions": {"format": fmt if fmt in PLOT_FORMATS else "png", "filename": file_name, "scale": 2},
+        "modeBarButtonsToRemove": [] if select else ["lasso2d", "select2d"],
     }
+
+
+def format_picker(container=st) -> str:
+    """The "Plots save as PNG / SVG" switch: the camera button's format on every page (kept in
+    ``plot_format``, so it outlives the widget)."""
+    state = st.session_state
+    state.setdefault("plot_format_pick", state.get("plot_format", "png"))
+    fmt = container.segmented_control(
+        "Plots save as",
+        list(PLOT_FORMATS),
+        format_func=PLOT_FORMATS.get,
+        key="plot_format_pick",
+        required=True,
+        help="The camera icon above a plot saves it in this format: SVG stays sharp on slides.",
+    )
+    state["plot_format"] = fmt
+    return fmt
 
 
 def scatter(
@@ -94,11 +117,13 @@ def scatter(
     axis_labels: tuple[str, str],
     *,
     highlight: int | None = None,
+    group: list[int] | None = None,
     height: int = 520,
     title: str | None = None,
 ):
     """A plotly scatter of 2-D points (N, 2), one trace per class (point i carries i in
-    custom_data), or one trace coloured by row for unlabelled data or many classes."""
+    custom_data), or one trace coloured by row for unlabelled data or many classes; ``group``:
+    rows ringed in black (a lasso selection), ``highlight``: a row starred."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -106,6 +131,8 @@ def scatter(
         fig.add_traces(_class_traces(coords, labels, names))
     else:
         fig.add_trace(_colour_trace(coords, labels, names))
+    if group:
+        fig.add_trace(_rings(coords[[r for r in group if 0 <= r < len(coords)]]))
     if highlight is not None and 0 <= highlight < len(coords):
         fig.add_trace(_star(coords[highlight]))
     fig.update_layout(
@@ -179,6 +206,41 @@ def _star(point: np.ndarray):
         marker={"size": 16, "symbol": "star", "color": "black", "line": {"width": 1, "color": "white"}},
         hoverinfo="skip",
     )
+
+
+def _rings(points: np.ndarray):
+    """The points of a selected group (M, 2), ringed in black over the others."""
+    import plotly.graph_objects as go
+
+    return go.Scattergl(
+        x=points[:, 0],
+        y=points[:, 1],
+        mode="markers",
+        name="selected group",
+        marker={"size": 10, "symbol": "circle-open", "color": "black", "line": {"width": 1.5}},
+        hoverinfo="skip",
+    )
+
+
+def selected_points(event) -> tuple[tuple[int, ...], bool] | None:
+    """The custom_data ids of the points in a plotly selection event and whether they were taken
+    by a lasso or a box (a group) rather than a click; None when nothing is selected."""
+    try:
+        sel = event.selection
+    except AttributeError:
+        sel = event.get("selection") if isinstance(event, dict) else None
+    if not sel:
+        return None
+    ids = []
+    for p in sel.get("points") or []:
+        data = p.get("customdata") if isinstance(p, dict) else None
+        try:
+            ids.append(int(data[0]))
+        except (TypeError, ValueError, IndexError):
+            continue
+    if not ids:
+        return None
+    return tuple(dict.fromkeys(ids)), bool(sel.get("lasso") or sel.get("box"))
 
 
 def selected_point(event) -> int | None:

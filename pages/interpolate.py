@@ -3,9 +3,11 @@
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.latent import INTERPOLATIONS, gif_bytes, image_grid, interpolate
+from core import browser_decoder, catalog
+from core.images import to_png
+from core.latent import INTERPOLATIONS, decode, gif_bytes, image_grid, interpolate
 from pages import _ui_charts as charts
+from pages import _ui_decoder as decoder_ui
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
@@ -85,6 +87,28 @@ def pick(end: str, default_class: int):
     return data.test_x[row], y, caption, row
 
 
+def scrubber(codes: np.ndarray, labels: list[int] | None, method: str) -> None:
+    """t from 0 (A) to 1 (B) along the path, decoded in the browser at every move of a drag (where
+    the browser cannot decode, one line says so: the strip above is the path)."""
+    setup = decoder_ui.setup(cur, "The scrubber along the path needs the in-browser decoder")
+    if setup is None:
+        return
+    st.markdown(f"**Scrub along the {METHODS[method].lower()} path** · t from 0 (A) to 1 (B)")
+    dense = browser_decoder.path_codes(codes[0], codes[-1], method)
+    scale = charts.display_scale(cur.model.image_shape, 280)
+    t = decoder_ui.path_scrubber_component(
+        setup, dense, labels, state.get("ip_t", 0.5), rev=0, key=f"ip_scrub_{method}", ends=("A", "B"),
+        caption="the code at t, decoded in your browser", scale=scale,
+    )  # fmt: skip
+    state["ip_t"] = t = state.get("ip_t", 0.5) if t is None else t
+    y = None if labels is None else labels[0 if t < 0.5 else 1]
+
+    def png() -> bytes:  # the frame at t, decoded here when the PNG is downloaded
+        return to_png(decode(cur.model, browser_decoder.code_at(dense, t), y)[0], scale)
+
+    decoder_ui.png_download(png, f"{cur.entry.name}-{method}-t{t:.2f}.png", f"ip_scrub_png_{method}")
+
+
 ends = {}
 cols = st.columns([1, 1, 1.1], gap="large")
 for col, end, default_class in ((cols[0], "a", 0), (cols[1], "b", 1)):
@@ -118,8 +142,9 @@ if cur.conditional and (y_a is None or y_b is None):
     st.info("A conditional VAE needs the class of both images.")
     st.stop()
 name = cur.entry.name
+paths = {}
 for m in INTERPOLATIONS if compare else (method,):
-    path = interpolate(cur.model, x_a, x_b, steps, m, y_a, y_b)
+    path = paths[m] = interpolate(cur.model, x_a, x_b, steps, m, y_a, y_b)
     st.markdown(f"**{METHODS[m]}**" + (" · first and last are the reconstructions of A and B" if m != "pixel" else ""))
     charts.grid_image(
         image_grid(path.images, nrow=steps),
@@ -140,4 +165,6 @@ for m in INTERPOLATIONS if compare else (method,):
     if cur.conditional:
         st.caption("A conditional VAE switches the class input at the midpoint; the code carries the style.")
 
+if method != "pixel":
+    scrubber(paths[method].codes, [y_a, y_b] if cur.conditional else None, method)
 state_ui.set_link(a=row_a, b=row_b, method=method, steps=steps)

@@ -1,11 +1,20 @@
-"""Latent sliders: one slider per latent dimension; the decoded image follows them live."""
+"""Latent sliders: one slider per latent dimension; the decoded image follows them live.
+
+By default the sliders and the picture live in the browser, which decodes a frame per move of a
+drag (``pages/_ui_decoder.py``); the server hears of the code when the drag ends. Where the
+browser cannot decode, or with ``?decoder=server``, the sliders decode on the server.
+"""
+
+import hashlib
 
 import numpy as np
 import streamlit as st
 
-from core import catalog
+from core import browser_decoder, catalog
+from core.images import to_png
 from core.latent import decode, encode_codes
 from pages import _ui_charts as charts
+from pages import _ui_decoder as decoder_ui
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
@@ -16,7 +25,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "sliders",
     "section": "Explore",
     "order": 10,
-    "params": ("z", "y"),
+    "params": ("z", "y", "decoder"),
     "tagline": "one slider per latent dimension",
     "blurb": "What each dimension of the code does to the image.",
 }
@@ -48,9 +57,17 @@ def slider_key(i: int) -> str:
     return f"sl_{cur.key}_{i}"
 
 
-def set_code(z: np.ndarray) -> None:
+def set_code(z: np.ndarray, moved_by_page: bool = True) -> None:
+    """Put code z into the sliders. A code the page chose (not the browser's own, after a drag)
+    bumps the revision, so the in-browser sliders take it."""
     for i, v in enumerate(np.clip(z, lo, hi)):
         st.session_state[slider_key(i)] = float(round(float(v), 2))
+    if moved_by_page:
+        st.session_state["sl_rev"] = st.session_state.get("sl_rev", 0) + 1
+
+
+def current_code() -> np.ndarray:
+    return np.array([st.session_state[slider_key(i)] for i in range(z_dim)], np.float32)
 
 
 def random_code(seed: int) -> np.ndarray:
@@ -159,14 +176,54 @@ def describe(i: int) -> str:
     return f"z{i} · spread {np.sqrt(rank.activity[i]):.2f}"
 
 
+def buttons() -> None:
+    row = st.container(horizontal=True)
+    row.button(":material/restart_alt: Reset", on_click=reset, help="Back to the start code", key="sl_reset")
+    row.button(":material/casino: Randomise", on_click=randomise, help="A fresh random code", key="sl_random")
+
+
+TARGET = 380 if charts.is_faces(cur.entry) else 336  # the picture's long side, in pixels
+
+
+@st.fragment
+def browser_explorer(setup: dict) -> None:
+    """Sliders and picture in the browser, which decodes every frame of a drag; this part of the
+    page reruns once per drag, for the link and the PNG (decoded here when it is downloaded)."""
+    controls = st.columns([1, 1.35], gap="large")
+    with controls[0]:
+        buttons()
+    with controls[1]:
+        y = inputs.condition_picker(cur, "sl_y")
+    code = decoder_ui.latent_sliders_component(
+        setup,
+        browser_decoder.slider_rows(order, lo, hi, step, [describe(i) for i in range(z_dim)]),
+        current_code(),
+        y,
+        rev=st.session_state.get("sl_rev", 0),
+        key="sl_browser_" + hashlib.sha256(cur.key.encode()).hexdigest()[:12],
+        caption=f"decoded from the sliders ({base_label or 'start'}), in your browser",
+        scale=charts.display_scale(cur.model.image_shape, TARGET),
+        shown=z_dim if z_dim <= ALL_SHOWN_UP_TO else SHOWN,
+    )
+    z = browser_decoder.accept_code(code, lo, hi)
+    if z is not None:
+        set_code(z, moved_by_page=False)
+    z = current_code()
+    scale = charts.display_scale(cur.model.image_shape, TARGET)
+    decoder_ui.png_download(
+        lambda: to_png(decode(cur.model, z, y)[0], scale), f"{cur.entry.name}-sliders.png", "sl_png"
+    )
+    if rank is None:
+        st.caption("Dimensions in index order: the data set is not available to rank them.")
+    state_ui.set_link(z=catalog.format_code(z), y=y)
+
+
 @st.fragment
 def explorer() -> None:
-    """Sliders and the decoded image: a slider move reruns only this part of the page."""
+    """Sliders and the decoded image, on the server: a slider move reruns only this part of the page."""
     picture, controls = st.columns([1, 1.35], gap="large")
     with controls:
-        buttons = st.container(horizontal=True)
-        buttons.button(":material/restart_alt: Reset", on_click=reset, help="Back to the start code", key="sl_reset")
-        buttons.button(":material/casino: Randomise", on_click=randomise, help="A fresh random code", key="sl_random")
+        buttons()
         y = inputs.condition_picker(cur, "sl_y")
         shown = order if z_dim <= ALL_SHOWN_UP_TO else order[:SHOWN]
         rest = order[len(shown) :]
@@ -180,13 +237,16 @@ def explorer() -> None:
                     more[n % 2].slider(describe(i), float(lo[i]), float(hi[i]), step=float(step[i]), key=slider_key(i))
         if rank is None:
             st.caption("Dimensions in index order: the data set is not available to rank them.")
-    z = np.array([st.session_state[slider_key(i)] for i in range(z_dim)], np.float32)
+    z = current_code()
     image = decode(cur.model, z, y)[0]
     with picture:
-        target = 380 if charts.is_faces(cur.entry) else 336
         caption = f"decoded from the sliders ({base_label or 'start'})"
-        charts.image(image, caption, file_name=f"{cur.entry.name}-sliders.png", key="sl_png", target=target)
+        charts.image(image, caption, file_name=f"{cur.entry.name}-sliders.png", key="sl_png", target=TARGET)
     state_ui.set_link(z=catalog.format_code(z), y=y)
 
 
-explorer()
+in_browser = decoder_ui.setup(cur)
+if in_browser is None:
+    explorer()
+else:
+    browser_explorer(in_browser)

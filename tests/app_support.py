@@ -79,6 +79,9 @@ def app_env(monkeypatch, folder: Path | None = None, user: Path | None = None) -
     monkeypatch.setenv("LATENTLAB_CHECKPOINTS", str(folder or model_folder()))
     monkeypatch.setenv("LATENTLAB_USER_CHECKPOINTS", str(user or Path(tempfile.gettempdir()) / "latentlab-no-user"))
     monkeypatch.delenv("LATENTLAB_DOWNLOAD", raising=False)
+    # AppTest runs no JavaScript: pages decode on the server (tests/test_pages_browser_decoder.py
+    # checks the in-browser decoder's side of the pages).
+    monkeypatch.setenv("LATENTLAB_DECODER", "server")
     _ui_load.models.clear()
 
 

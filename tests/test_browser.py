@@ -42,7 +42,7 @@ def test_every_page_renders_without_an_exception(server, page, shots, path):
 
 
 def test_a_slider_key_press_changes_the_image(server, page, shots):
-    open_page(page, server, "sliders?model=mnist-vae-mlp-z2")
+    open_page(page, server, "sliders?model=mnist-vae-mlp-z2&decoder=server")
     before = image_src(page, "decoded from the sliders")
     slider = page.get_by_role("slider").first
     slider.focus()
@@ -62,7 +62,7 @@ def test_a_slider_key_press_changes_the_image(server, page, shots):
 
 
 def test_a_bookmark_restores_the_sliders(server, page):
-    open_page(page, server, "sliders?model=mnist-vae-mlp-z2&z=1.5,-2")
+    open_page(page, server, "sliders?model=mnist-vae-mlp-z2&z=1.5,-2&decoder=server")
     values = page.get_by_test_id("stSliderThumbValue").all_inner_texts()
     assert sorted(values) == ["-2.00", "1.50"]
     open_page(page, server, "sliders?model=nope&z=garbage")
@@ -118,7 +118,7 @@ def test_an_uploaded_png_is_encoded_and_a_bad_file_gets_a_message(server, page, 
     importlib.util.find_spec("streamlit_drawable_canvas") is None, reason="streamlit-drawable-canvas is not installed"
 )
 def test_a_drawn_digit_sets_the_sliders(server, page, shots):
-    open_page(page, server, "sliders?model=mnist-vae-mlp-z12")
+    open_page(page, server, "sliders?model=mnist-vae-mlp-z12&decoder=server")
     page.get_by_test_id("stButtonGroup").get_by_text("Draw", exact=True).click()
     settle(page)
     pad = page.locator("canvas").last

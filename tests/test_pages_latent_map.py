@@ -58,3 +58,66 @@ def test_a_link_restores_the_point_and_bad_values_get_a_note():
     at = page(row="1e9", x="PC7")
     assert "input #0" in captions(at)
     assert any("point" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------- projections, clicks and lassos
+
+
+def finished(at):
+    """Rerun the page until this session's UMAP or t-SNE layout job has ended."""
+    job = at.session_state["map_job"]
+    assert job.wait(120), "the layout did not end"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("proj", ["pca", "umap", "tsne", "dims"])
+def test_each_projection_renders_and_a_point_decodes(proj):
+    at = page("mnist-vae-mlp-z12", points="500", proj=proj)
+    if proj in ("umap", "tsne"):
+        assert at.get("plotly_chart") == [] and "map_job" in at.session_state  # the progress, then the map
+        finished(at)
+    assert at.get("plotly_chart")
+    note = {"pca": "PCA of 500 codes", "umap": "UMAP of 500 codes", "tsne": "t-SNE of 500 codes", "dims": "Dimensions"}
+    assert any(note[proj] in c.value for c in at.caption)
+    at.number_input(key="map_row").set_value(17).run()  # what a click does (the click itself: the browser tests)
+    assert "input #17" in captions(at) and "reconstruction" in captions(at)
+    assert at.query_params["proj"] == proj and at.query_params["row"] == "17"
+
+
+def test_raw_dimensions_pick_any_two_axes_and_the_link_keeps_them():
+    at = page("mnist-vae-mlp-z12", proj="dims", x="5", y="11")
+    assert at.selectbox(key="map_dx").value == 5 and at.selectbox(key="map_dy").value == 11
+    assert any("Dimensions z5 and z11 of 12" in c.value for c in at.caption)
+    at.selectbox(key="map_dy").select(2).run()
+    assert at.query_params["x"] == "5" and at.query_params["y"] == "2"
+
+
+def test_a_lasso_group_decodes_its_mean_code_and_goes_to_the_directions_page():
+    at = page("mnist-vae-mlp-z12", points="500")
+    at.session_state["map_group"] = [3, 8, 15, 16, 42]  # what a lasso selection leaves (see selected_points)
+    at.run()
+    assert not at.exception, at.exception
+    assert "decoded mean code of 5 points" in captions(at)
+    assert any("Labels in the group" in c.value for c in at.caption)
+    at.button(key="map_to_dir_a").click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["dir_a_src"] == "map" and len(at.session_state["dir_a_map"][1]) == 5
+
+
+def test_a_lasso_event_is_a_group_and_a_click_is_a_point():
+    from pages._ui_charts import selected_points
+
+    point = {"curve_number": 2, "point_index": 9, "customdata": ["12", "#12 · 2"]}
+    lasso = {"selection": {"points": [point, {**point, "customdata": ["40", "#40 · 7"]}], "lasso": [{"x": [0]}]}}
+    assert selected_points(lasso) == ((12, 40), True)
+    assert selected_points({"selection": {"points": [point], "box": [], "lasso": []}}) == ((12,), False)
+    assert selected_points({"selection": {"points": [], "box": [], "lasso": []}}) is None
+    assert selected_points(None) is None
+
+
+def test_a_bad_projection_in_the_link_gets_a_note():
+    at = page(proj="isomap")
+    assert any("unknown projection 'isomap'" in i.value for i in at.info)
+    assert at.get("plotly_chart")

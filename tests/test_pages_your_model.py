@@ -9,9 +9,11 @@ import pickle
 
 import numpy as np
 import pytest
+import streamlit.testing.v1.app_test as app_test_module
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from streamlit.runtime.pages_manager import PagesManager
 
 from core.checkpoints import SHIPPED_DIR
 from core.export import export_model
@@ -48,10 +50,20 @@ def exported(tmp_path_factory):
     return {p.name: p.read_bytes() for p in folder.iterdir()}, module
 
 
+class _NavigationPages(PagesManager):
+    """As a served app after its first run: st.navigation's pages, not the pages/ folder (AppTest
+    would otherwise run a page whose URL path is its file name, such as /neighbours, without app.py)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+
 @pytest.fixture
 def user(monkeypatch, tmp_path):
     folder = tmp_path / "user"
     app_env(monkeypatch, user=folder)
+    monkeypatch.setattr(app_test_module, "PagesManager", _NavigationPages)
     return folder
 
 

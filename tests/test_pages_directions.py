@@ -1,0 +1,68 @@
+"""The latent directions page through AppTest: a class direction moves a code to the second
+class (by the nearest class centroid, no classifier), map and hand-picked groups, entanglement."""
+
+import pytest
+
+from tests.app_support import app_env, captions, open_page
+from tests.conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def _models(monkeypatch):
+    app_env(monkeypatch)
+
+
+def page(model: str | None = "mnist-vae-mlp-z12", **query):
+    return open_page("directions", model, **query)
+
+
+def test_a_class_direction_moves_a_one_to_the_sevens(monkeypatch):
+    """Digits open on 1 → 7; the shipped β = 1 VAE (on the offline digits) carries a 1 to the 7s."""
+    app_env(monkeypatch, folder=ROOT / "checkpoints")
+    at = page("mnist-bvae-mlp-z10-b1")
+    assert at.selectbox(key="dir_a_class").value == 7 and at.selectbox(key="dir_b_class").value == 1
+    text = captions(at)
+    assert "start → nearest class 1" in text and "start + d → nearest class 7" in text
+    check = next(c.value for c in at.caption if c.value.startswith("The check"))
+    share = int(check.split("codes of group B, ")[1].split("%")[0])
+    assert share >= 90, check
+    assert at.query_params["a"] == "7" and at.query_params["b"] == "1"
+    assert at.metric[0].label == "Most entangled with" and at.metric[0].value.startswith("class ")
+
+
+def test_the_walk_slider_and_the_exports():
+    at = page(a="3", b="8", alpha="0.5")
+    assert "start + 0.5·d" in captions(at)
+    at.slider(key="dir_alpha").set_value(-1.5).run()
+    assert "start + -1.5·d" in captions(at) and at.query_params["alpha"] == "-1.5"
+    assert at.get("download_button")
+    from core.latent import can_write_mp4
+
+    assert can_write_mp4() or any("GIF only" in c.value for c in at.caption)
+
+
+def test_hand_picked_groups_and_a_saved_direction_join_the_bars():
+    at = page()
+    at.segmented_control(key="dir_a_src").set_value("hand").run()
+    at.text_input(key="dir_a_hand").input("3, 17, 42, 99").run()
+    assert "your 4 images: 4 images" in captions(at)
+    at.text_input(key="dir_name").input("my four").run()
+    at.button(key="dir_save").click().run()
+    assert not at.exception, at.exception
+    assert any("Saved: my four" in c.value for c in at.caption)
+    at.text_input(key="dir_a_hand").input("3, 5000").run()
+    assert any("cannot be used" in w.value for w in at.warning)
+
+
+def test_faces_without_labels_open_on_the_ends_of_the_first_axis_and_take_groups_by_hand():
+    at = page("faces-vae-mlp-z3")
+    assert at.segmented_control(key="dir_a_src").value == "hand"
+    assert "your 20 images: 20 images" in captions(at) and "start + d" in captions(at)
+    assert any("No other attribute" in i.value for i in at.info)
+    at.segmented_control(key="dir_a_src").set_value("map").run()
+    assert any("Lasso a group" in i.value for i in at.info)
+    at.segmented_control(key="dir_a_src").set_value("hand").run()
+    for side, rows in (("a", "0, 1, 2, 3"), ("b", "10, 11, 12")):
+        at.text_input(key=f"dir_{side}_hand").input(rows).run()
+    assert not at.exception, at.exception
+    assert "your 4 images: 4 images" in captions(at) and "your 3 images: 3 images" in captions(at)
