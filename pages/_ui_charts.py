@@ -260,3 +260,22 @@ def selected_point(event) -> int | None:
             except (TypeError, ValueError):
                 continue
     return None
+
+
+def mp4_download(container, images: np.ndarray, file_name: str, key: str, scale: int = 4) -> None:
+    """An MP4 download of the frames (S, C, H, W) in [0, 1] when imageio-ffmpeg is installed, else
+    one line saying that only the GIF is offered (MP4 plays smoothly in slides; GIF everywhere)."""
+    from core.latent import can_write_mp4, mp4_bytes
+
+    if not can_write_mp4():
+        container.caption("GIF only: MP4 needs the optional imageio-ffmpeg package, not installed here.")
+        return
+    container.download_button(
+        ":material/download: MP4",
+        lambda: mp4_bytes(images, scale=scale),
+        file_name=file_name,
+        mime="video/mp4",
+        key=key,
+        on_click="ignore",
+        type="tertiary",
+    )

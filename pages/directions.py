@@ -6,7 +6,7 @@ import streamlit as st
 
 from core import catalog
 from core.directions import change_map, class_directions, class_shift, direction, entanglement, walk
-from core.latent import can_write_mp4, gif_bytes, image_grid, mp4_bytes
+from core.latent import gif_bytes, image_grid
 from core.projection import project
 from pages import _ui_charts as charts
 from pages import _ui_load as load
@@ -201,18 +201,7 @@ def exports() -> None:
         on_click="ignore",
         type="tertiary",
     )
-    if can_write_mp4():
-        cols[1].download_button(
-            ":material/download: MP4",
-            lambda: mp4_bytes(frames, scale=scale),
-            file_name=f"{cur.entry.name}-direction.mp4",
-            mime="video/mp4",
-            key="dir_mp4",
-            on_click="ignore",
-            type="tertiary",
-        )
-    else:
-        cols[1].caption("GIF only: MP4 needs the optional imageio-ffmpeg package, not installed here.")
+    charts.mp4_download(cols[1], frames, f"{cur.entry.name}-direction.mp4", "dir_mp4", scale=scale)
 
 
 exports()

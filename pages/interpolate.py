@@ -162,6 +162,8 @@ for m in INTERPOLATIONS if compare else (method,):
         on_click="ignore",
         type="tertiary",
     )
+    scale = 6 if not charts.is_faces(cur.entry) else 5
+    charts.mp4_download(st, path.images, f"{name}-{m}-{steps}.mp4", f"ip_mp4_{m}", scale=scale)
     if cur.conditional:
         st.caption("A conditional VAE switches the class input at the midpoint; the code carries the style.")
 

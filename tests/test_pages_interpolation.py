@@ -19,6 +19,12 @@ def test_a_linear_path_between_two_test_images_with_png_and_gif():
     assert next(m.value for m in at.markdown if m.value.startswith("**")).startswith("**Linear**")
     labels = [b.label for b in at.download_button]
     assert any("GIF" in label for label in labels) and any("PNG" in label for label in labels)
+    from core.latent import can_write_mp4
+
+    # An MP4 for slides where imageio-ffmpeg is installed; otherwise the page says GIF only.
+    assert (
+        any("MP4" in label for label in labels) if can_write_mp4() else any("GIF only" in c.value for c in at.caption)
+    )
     assert at.query_params["method"] == "linear" and at.query_params["steps"] == "10"
 
 
