@@ -4,6 +4,8 @@ click-to-select."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import streamlit as st
 
@@ -50,11 +52,12 @@ def image(
     return png
 
 
-def png_download(png: bytes, file_name: str, key: str) -> None:
-    """A small "PNG" download button for image bytes already shown above it."""
+def png_download(png: bytes | Callable[[], bytes], file_name: str, key: str) -> None:
+    """A small "PNG" download button for image bytes already shown above it, or for a function
+    that makes them (on the server, only when the button is clicked)."""
     st.download_button(
         ":material/download: PNG",
-        lambda: png,  # deferred: nothing is stored for the download until it is clicked
+        png if callable(png) else lambda: png,  # deferred: nothing is stored until it is clicked
         file_name=file_name,
         mime="image/png",
         key=key,

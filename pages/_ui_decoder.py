@@ -17,7 +17,6 @@ line and returns None, and the page keeps its server-side sliders.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -62,18 +61,18 @@ def _why_not(cur) -> str | None:
         return f"this browser cannot run the decoder ({reason})"
     if not st.get_option("server.enableStaticServing"):
         return "static file serving is off (server.enableStaticServing in .streamlit/config.toml)"
-    try:
-        bd.ort_build(STATIC / "ort")
-    except bd.BrowserDecoderError as exc:
-        return str(exc)
     return None
 
 
 def setup(cur, fallback: str = "The sliders decode on the server") -> dict | None:
     """The component's ``ort`` and ``decoder`` data for the sidebar's model ``cur``, or None with
     one line: ``fallback``, and why."""
-    why = _why_not(cur)
-    dec = None
+    why, build, dec = _why_not(cur), None, None
+    if why is None:
+        try:
+            build = bd.ort_build(STATIC / "ort")  # read once per run: the manifest of `make web`
+        except bd.BrowserDecoderError as exc:
+            why = str(exc)
     if why is None:
         dec = _prepare(cur.key, cur.entry.mtime, cur.ckpt)
         if isinstance(dec, str):
@@ -81,7 +80,6 @@ def setup(cur, fallback: str = "The sliders decode on the server") -> dict | Non
     if why is not None:
         st.caption(f":material/dns: {fallback}: {why}.")
         return None
-    build = bd.ort_build(STATIC / "ort")
     return {
         "ort": {"module": URL + "ort/" + build.module, "wasm": URL + "ort/" + build.wasm, "version": build.version},
         "decoder": dec.to_data(URL + "decoders/" + dec.file),
@@ -168,16 +166,3 @@ def path_scrubber_component(
     if not (isinstance(code, dict) and code.get("rev") == rev and isinstance(code.get("t"), int | float)):
         return None
     return float(min(1.0, max(0.0, code["t"])))
-
-
-def png_download(make_png: Callable[[], bytes], file_name: str, key: str) -> None:
-    """A "PNG" download button whose bytes are made on the server only when it is clicked."""
-    st.download_button(
-        ":material/download: PNG",
-        make_png,
-        file_name=file_name,
-        mime="image/png",
-        key=key,
-        on_click="ignore",
-        type="tertiary",
-    )

@@ -106,7 +106,7 @@ def scrubber(codes: np.ndarray, labels: list[int] | None, method: str) -> None:
     def png() -> bytes:  # the frame at t, decoded here when the PNG is downloaded
         return to_png(decode(cur.model, browser_decoder.code_at(dense, t), y)[0], scale)
 
-    decoder_ui.png_download(png, f"{cur.entry.name}-{method}-t{t:.2f}.png", f"ip_scrub_png_{method}")
+    charts.png_download(png, f"{cur.entry.name}-{method}-t{t:.2f}.png", f"ip_scrub_png_{method}")
 
 
 ends = {}

@@ -210,9 +210,7 @@ def browser_explorer(setup: dict) -> None:
         set_code(z, moved_by_page=False)
     z = current_code()
     scale = charts.display_scale(cur.model.image_shape, TARGET)
-    decoder_ui.png_download(
-        lambda: to_png(decode(cur.model, z, y)[0], scale), f"{cur.entry.name}-sliders.png", "sl_png"
-    )
+    charts.png_download(lambda: to_png(decode(cur.model, z, y)[0], scale), f"{cur.entry.name}-sliders.png", "sl_png")
     if rank is None:
         st.caption("Dimensions in index order: the data set is not available to rank them.")
     state_ui.set_link(z=catalog.format_code(z), y=y)
