@@ -75,7 +75,10 @@ class ModelEntry:
 
     @property
     def dataset(self) -> str:
-        return self.meta.get("dataset", {}).get("name") or "?"
+        """The data set family the model belongs with: one trained on the embedded digits is an
+        MNIST model (it pairs with the shipped ones and is shown on MNIST's test set)."""
+        name = self.meta.get("dataset", {}).get("name") or "?"
+        return REGISTRY[name].family_name if name in REGISTRY else name
 
     @property
     def beta(self) -> float | None:
@@ -223,9 +226,7 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
     data = entry.meta.get("dataset", {})
     rows = {"Model": entry.title, "Data": dataset_title(entry.dataset)}
     if data.get("n_train"):  # what the data set is, not where it sat on the trainer's disk
-        offline = data.get("source") == "embedded" or data.get("fell_back_from")
-        which = "the offline subset's training split" if offline else "its training set"
-        rows["Trained on"] = f"{which}, {data['n_train']:,} images"
+        rows["Trained on"] = trained_on(data)
     rows["Latent size"] = str(entry.latent_dim)
     if entry.is_variational:
         rows["β"] = f"{entry.beta:g}" if entry.beta is not None else "1"
@@ -236,6 +237,16 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
     if card.get("active_units") is not None:
         rows["Active units"] = f"{card['active_units']} of {entry.latent_dim}"
     return rows
+
+
+def trained_on(data: dict) -> str:
+    """What a checkpoint's training images were, from its JSON's ``dataset`` record: "MNIST
+    training set, 60,000 images"; never a path."""
+    spec = REGISTRY.get(data.get("name", ""))
+    n = f"{data['n_train']:,} images"
+    if spec is None:  # the user's own images: the folder's or file's name only
+        return f"{dataset_title(data.get('name', '?'))}, {n}"
+    return f"{spec.train_title or spec.title}, {n}"
 
 
 def partners(entries: list[ModelEntry], entry: ModelEntry) -> list[ModelEntry]:
@@ -384,7 +395,8 @@ MIN_POOL = 200
 def pool(data: Dataset) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The images whose codes a page plots: the test split, or train + test when the test split
     is too small to show structure (Olivetti holds out 40 faces). Returns (x, y, description)."""
-    if len(data.test_x) >= MIN_POOL or len(data.train_x) == 0:
+    # Offline the training split is another set (LFW crops for the faces): never mix it in.
+    if len(data.test_x) >= MIN_POOL or len(data.train_x) == 0 or data.fell_back_from:
         return data.test_x, data.test_y, f"{len(data.test_x):,} test images"
     x = np.concatenate([data.test_x, data.train_x])
     y = None if data.test_y is None or data.train_y is None else np.concatenate([data.test_y, data.train_y])

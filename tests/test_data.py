@@ -122,7 +122,9 @@ def test_offline_falls_back_to_the_embedded_subset(tmp_path, monkeypatch):
     assert ds.source == "embedded" and ds.fell_back_from == "mnist"
     assert "offline" in ds.source_note and "5,000" in ds.source_note
     assert any("download failed" in n for n in ds.notes)
-    assert ds.train_x.shape == (4000, 1, 28, 28) and ds.test_x.shape == (1000, 1, 28, 28)
+    # all 5,000 embedded digits train; the test split is MNIST's real test set from data/
+    assert ds.train_x.shape == (5000, 1, 28, 28) and ds.test_x.shape == (10000, 1, 28, 28)
+    assert np.bincount(ds.test_y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     # nothing half-downloaded is left looking like a data set
     assert load_dataset("mnist", download=False).source == "embedded"
 
@@ -131,12 +133,13 @@ def test_offline_faces_fall_back_resized_to_the_requested_shape(monkeypatch):
     no_network(monkeypatch)
     frey = load_dataset("frey-faces")
     assert frey.source == "embedded" and frey.image_shape == (1, 28, 20)
-    assert "resized to 28×20" in frey.source_note
+    assert "resized" in frey.source_note and "196 held-out Frey faces" in frey.source_note
     assert load_dataset("olivetti-faces", download=False).image_shape == (1, 64, 64)
 
 
-def test_offline_fashion_has_no_subset_and_says_so(monkeypatch):
+def test_offline_fashion_without_its_held_out_file_says_so(tmp_path, monkeypatch):
     no_network(monkeypatch)
+    monkeypatch.setattr(data_mod, "HELD_OUT_DIR", tmp_path)  # a clone without data/
     with pytest.raises(DataError, match="Fashion-MNIST is not available"):
         load_dataset("fashion-mnist")
 
@@ -146,10 +149,13 @@ def test_unknown_name():
         load_dataset("cifar")
 
 
-def test_embedded_sets_are_deterministic_and_stratified():
+def test_embedded_sets_are_deterministic_and_stratified(tmp_path, monkeypatch):
     a, b = load_dataset("mnist-5k"), load_dataset("mnist-5k")
     np.testing.assert_array_equal(a.test_y, b.test_y)
-    assert np.bincount(a.test_y).tolist() == [100] * 10
+    assert np.bincount(a.train_y).tolist() == [500] * 10 and len(a.test_y) == 10000
+    monkeypatch.setattr(data_mod, "HELD_OUT_DIR", tmp_path)  # without data/: a stratified 20 %
+    c = load_dataset("mnist-5k")
+    assert np.bincount(c.test_y).tolist() == [100] * 10 and "no held-out test set" in c.source_note
     lfw = load_dataset("lfw-faces")
     assert lfw.image_shape == (1, 25, 25) and len(lfw.train_x) + len(lfw.test_x) == 100
     assert lfw.train_y is None and lfw.source == "embedded"
@@ -187,3 +193,58 @@ def test_corrupt_frey_file_is_named(tmp_path):
         f.truncate(os.path.getsize(dst) // 2)
     with pytest.raises(DataError, match="frey_rawface.mat: wrong checksum"):
         load_dataset("frey-faces", tmp_path)
+
+
+# ---------------------------------------------------------------- offline: held-out test sets in data/
+
+
+def test_offline_mnist_test_split_shares_no_image_with_its_training_split(monkeypatch):
+    no_network(monkeypatch)
+    ds = load_dataset("mnist")
+    train = {x.tobytes() for x in (ds.train_x * 255).round().astype(np.uint8)}
+    test = {x.tobytes() for x in (ds.test_x * 255).round().astype(np.uint8)}
+    assert len(train) > 4900 and len(test) > 9900
+    assert train.isdisjoint(test)
+
+
+def test_offline_fashion_mnist_has_its_test_set_and_refuses_to_train(monkeypatch):
+    from core.config import ConfigError, get_kind
+    from core.models import build_model
+    from core.train import TrainConfig, fit
+
+    no_network(monkeypatch)
+    ds = load_dataset("fashion-mnist")
+    assert ds.source == "held-out" and ds.test_x.shape == (10000, 1, 28, 28) and len(ds.train_x) == 0
+    assert np.bincount(ds.test_y).tolist() == [1000] * 10 and ds.class_names[9] == "Ankle boot"
+    model = build_model(get_kind("vae").model_config((1, 28, 28), 0, arch="mlp", latent_dim=2))
+    with pytest.raises(ConfigError, match="no training images"):
+        fit(model, ds, TrainConfig(epochs=1))
+
+
+def test_offline_face_test_splits_are_the_full_sets_test_splits(monkeypatch):
+    no_network(monkeypatch)
+    frey, orl = load_dataset("frey-faces"), load_dataset("olivetti-faces")
+    assert frey.test_x.shape == (196, 1, 28, 20) and orl.test_x.shape == (40, 1, 64, 64)
+    assert orl.test_y.tolist() == list(range(40)) and orl.class_names[3] == "subject 3"
+    shared = shared_data_dir()
+    if shared is None:
+        pytest.skip("../shared/data is not beside the clone")
+    for name, off in (("frey-faces", frey), ("olivetti-faces", orl)):
+        full = load_dataset(name, shared)
+        assert np.array_equal(off.test_x, full.test_x), name  # the same images, the same scaling
+
+
+def test_the_held_out_files_are_the_published_ones():
+    # The MD5 of each t10k file is checked when it is read: a changed file raises DataError.
+    for name in ("mnist", "fashion-mnist"):
+        x, y, _ = data_mod.held_out_test(name)
+        assert x.shape == (10000, 1, 28, 28) and y.shape == (10000,)
+    assert data_mod.held_out_test("lfw-faces") is None
+
+
+def test_a_damaged_held_out_file_is_a_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "frey-faces").mkdir()
+    (tmp_path / "frey-faces" / "frey-faces-test.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    monkeypatch.setattr(data_mod, "HELD_OUT_DIR", tmp_path)
+    with pytest.raises(DataError, match="frey-faces-test.npz: cannot read"):
+        data_mod.held_out_test("frey-faces")

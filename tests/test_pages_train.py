@@ -93,7 +93,7 @@ def test_a_run_completes_saves_itself_and_appears_in_the_picker(tmp_path):
     assert len(at.get("plotly_chart")) == 1 and at.image, "the loss curves and the reconstructions"
     assert "user:first-vae" not in at.sidebar.selectbox[1].options
     at.button(key="tr_open").click().run()
-    assert at.sidebar.selectbox[0].value == "mnist-5k"
+    assert at.sidebar.selectbox[0].value == "mnist"
     assert at.sidebar.selectbox[1].value == "user:first-vae"
     assert "first-vae (your model)" in at.sidebar.selectbox[1].options
     assert at.button(key="tr_open").disabled
