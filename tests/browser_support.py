@@ -37,16 +37,24 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):
     """Start `streamlit run app.py` on a free loopback port with the test models; stop it afterwards."""
+    yield from serve_app(browser, tmp_path_factory, model_folder())
+
+
+def serve_app(browser, tmp_path_factory, checkpoints, extra_env: dict | None = None):
+    """Serve the app on ``checkpoints`` with an empty user folder and cache, no data folder and
+    no network (as on a fresh clone); yields its URL once the home page has rendered."""
     port = _free_port()
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-        "LATENTLAB_CHECKPOINTS": str(model_folder()),
+        "LATENTLAB_CHECKPOINTS": str(checkpoints),
         "LATENTLAB_USER_CHECKPOINTS": str(tmp_path_factory.mktemp("user")),
         "LATENTLAB_CACHE": str(tmp_path_factory.mktemp("cache")),
         "OMP_NUM_THREADS": "1",
+        **(extra_env or {}),
     }
     env.pop("LATENTLAB_DATA", None)
+    env.pop("LATENTLAB_DOWNLOAD", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
