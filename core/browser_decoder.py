@@ -29,12 +29,13 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from core.catalog import LoadedModel
+from core.catalog import LoadedModel, ModelEntry, load_entry
 from core.foreign import DECODER_FILE, OnnxSpec
 
 FORMAT_VERSION = 1  # of the <sha>.json files; a change re-exports every decoder
@@ -88,6 +89,9 @@ class BrowserDecoder:
 def _file_sha256(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+_EXPORTING = threading.Lock()
 
 
 def model_key(loaded: LoadedModel) -> str:
@@ -159,9 +163,26 @@ def prepare(loaded: LoadedModel, folder: str | os.PathLike) -> BrowserDecoder:
         _check_size(src)
         _publish(src, onnx_path)
     else:
-        spec = _export_ours(loaded, onnx_path)
+        with _EXPORTING:  # one export at a time: the warm-up thread and a page may both ask
+            spec = _read_cached(json_path) if onnx_path.is_file() else None
+            spec = spec or _export_ours(loaded, onnx_path)
     _write_spec(spec, json_path)
     return BrowserDecoder.from_spec(spec, onnx_path.name)
+
+
+def export_ahead(entries: list[ModelEntry], folder: str | os.PathLike) -> list[str]:
+    """Export the browser decoders of ``entries`` (in that order) into ``folder`` before anyone
+    opens them: the first export of a model takes seconds, which a class should not wait for on
+    its first slider page. Models that cannot be exported are skipped (the page says why when
+    it is opened). Returns the keys of the models whose decoder is now in ``folder``."""
+    done = []
+    for entry in entries:
+        try:
+            prepare(load_entry(entry), folder)
+        except Exception:  # a broken or unexportable model waits for its page's message
+            continue
+        done.append(entry.key)
+    return done
 
 
 def _check_size(path: Path) -> None:

@@ -49,6 +49,14 @@ def _prepare(key: str, mtime: float, _loaded) -> bd.BrowserDecoder | str:
         return str(exc)
 
 
+def export_ahead(entries: list) -> None:
+    """Export ``entries``' decoders before their first visit (call it from a background thread;
+    it touches no session). Nothing to do when the browser decoder is off for the process."""
+    if os.environ.get(ENV, "").strip().lower() == "server" or not (STATIC / "ort").is_dir():
+        return
+    bd.export_ahead(entries, STATIC / "decoders")
+
+
 def _why_not(cur) -> str | None:
     """Why this page must decode on the server, before looking at the model's decoder."""
     if st.query_params.get(PARAM) == "server":

@@ -47,13 +47,22 @@ def freeze_imports() -> None:
 
 def warm_up() -> None:
     """Import the torch-backed engine in a background thread, once per process, so the first
-    page paints without waiting for torch and the demos open warm."""
+    page paints without waiting for torch and the demos open warm; then export the shipped
+    models' browser decoders (the default model's first), so no slider page waits for one."""
     if not getattr(warm_up, "started", False):
         warm_up.started = True
+
+        from pages import _ui_decoder  # registers its component here, in the script's thread
+
+        entries = [e for e in models() if e.ok and e.source == "shipped"]
+        first = catalog.default_model(entries)
+        entries.sort(key=lambda e: e is not first)  # the model a class opens on, first
 
         def load() -> None:
             import core.checkpoints
             import core.latent  # noqa: F401
+
+            _ui_decoder.export_ahead(entries)
 
         threading.Thread(target=load, name="latentlab-warm-up", daemon=True).start()
 

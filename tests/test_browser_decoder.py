@@ -62,6 +62,18 @@ def test_a_checkpoint_is_exported_once_and_named_by_its_weights(checkpoint, tmp_
     json.dumps(data)  # the component's data is JSON
 
 
+def test_the_shipped_decoders_are_exported_ahead_and_a_broken_model_is_skipped(checkpoint, tmp_path, monkeypatch):
+    from core.catalog import ModelEntry
+
+    good = ModelEntry("tiny-cvae", "tiny-cvae", "shipped", checkpoint, load_checkpoint(checkpoint).meta)
+    broken = ModelEntry("broken", "broken", "shipped", tmp_path / "nope.safetensors", {}, error="unreadable")
+    out = tmp_path / "decoders"
+    assert bd.export_ahead([broken, good], out) == ["tiny-cvae"]
+    assert (out / f"{good.meta['weights_sha256']}.onnx").is_file()
+    monkeypatch.setattr("core.export.export_checkpoint", lambda *a, **k: pytest.fail("exported twice"))
+    assert bd.export_ahead([good], out) == ["tiny-cvae"], "the page finds it on disk: no wait"
+
+
 def test_a_foreign_model_serves_its_own_decoder(checkpoint, tmp_path):
     folder = export_checkpoint(checkpoint, tmp_path / "foreign").folder
     onnx = load_onnx_model(folder)
