@@ -2,7 +2,8 @@
 
     python -m benchmarks [--only NAME ...] [--data-dir DIR] [--no-readme]
 
-NAME: engine, analysis, quality, denoising, foreign, projections, ui_latency, slider_fps, load_ws, load
+NAME: engine, analysis, quality, denoising, anomaly, beta_sweep, iw_nll, foreign, projections,
+ui_latency, slider_fps, load_ws, load
 (all by default).
 
 Each benchmark runs as its own process (``python -m benchmarks.NAME``), one after another so
@@ -34,13 +35,16 @@ BENCHMARKS = {
         [
             "--data-dir",
             "{data}",
-            *("--dae", "checkpoints/mnist-dae-conv-z16"),
+            *("--dae", "checkpoints/mnist-dae-conv-z128-mixed"),
             *("--ae", "checkpoints/mnist-ae-conv-z16"),
             *("--vae", "checkpoints/mnist-vae-conv-z16"),
         ],
     ),
     "quality": ("Model quality beside published anchors", ["--data-dir", "{data}"]),
     "denoising": ("Denoising at several levels", ["--data-dir", "{data}"]),
+    "anomaly": ("One-class MNIST: the shipped one-digit AEs beside PCA", ["--data-dir", "{data}"]),
+    "beta_sweep": ("β sweep: the page's sweep, the talk's table and the shipped family", ["--data-dir", "{data}"]),
+    "iw_nll": ("Importance-weighted NLL on binarized MNIST beside Burda et al.", ["--data-dir", "{data}"]),
     "foreign": ("Your own model: torch against its ONNX export", []),
     "projections": ("Latent map projections: PCA, UMAP and t-SNE of 10,000 codes", ["--data-dir", "{data}"]),
     "ui_latency": ("Interactivity", []),

@@ -113,10 +113,14 @@ class ModelEntry:
 
 
 def list_models() -> list[ModelEntry]:
-    """Every checkpoint in the shipped folder, then the user folder (broken ones say why)."""
+    """Every checkpoint in the shipped folder, then the user folder (broken ones say why); not
+    the shipped models of a few classes only (manifest ``classes``): the anomaly page loads
+    those by name, and they would pass for models of the whole data set elsewhere."""
     entries = []
     for source, folder in (("shipped", shipped_dir()), ("user", user_dir())):
         for info in list_checkpoints(folder):
+            if (info.meta.get("manifest_entry") or {}).get("classes") is not None:
+                continue
             key = info.name if source == "shipped" else USER_PREFIX + info.name
             entries.append(
                 ModelEntry(key=key, name=info.name, source=source, path=info.path, meta=info.meta, error=info.error)
@@ -236,6 +240,8 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
         rows["Test loss"] = f"{card['test_loss']:.1f} nats"
     if card.get("active_units") is not None:
         rows["Active units"] = f"{card['active_units']} of {entry.latent_dim}"
+    if iw := card.get("iw_nll"):  # python -m core evaluate NAME --iw K
+        rows["IW-NLL"] = f"{iw['nll']:.2f} ± {iw['se'] or 0:.2f} nats (K = {iw['k']:,}, {iw['n']:,} images)"
     return rows
 
 

@@ -146,8 +146,8 @@ def _stage(path: Path, write) -> str:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        write(tmp)  # may replace the file (safetensors does), so the mode is set after it
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; checkpoints are ordinary readable files
-        write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
     except BaseException:

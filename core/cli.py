@@ -2,7 +2,7 @@
 
     python -m core train --dataset mnist --model vae --arch conv --latent 16 --beta 1 \\
         --epochs 20 --out checkpoints/NAME [--data-dir DIR]
-    python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR]
+    python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR] [--iw K [--n N]]
     python -m core pretrain [--data-dir DIR] [--only NAME ...] [--force]
     python -m core list [checkpoints]
     python -m core export checkpoints/NAME --onnx DIR
@@ -28,7 +28,7 @@ from core.checkpoints import (
 from core.config import ACTIVATION_NAMES, ARCHS, KINDS, LIKELIHOODS, ConfigError, ModelConfig, get_kind
 from core.corrupt import CORRUPTIONS
 from core.data import DataError, Dataset, load_dataset
-from core.evaluate import measure_card
+from core.evaluate import binarize_fixed, iw_nll, measure_card, record_card
 from core.export import TOLERANCE, check_free, export_checkpoint, import_folder
 from core.foreign import read_spec
 from core.losses import LOSS_FORMS
@@ -87,11 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--float16", action="store_true", help="store weights as float16")
     t.add_argument("--out", default=None, help="checkpoint path without suffix (default: not saved)")
 
-    e = sub.add_parser("evaluate", help="test loss, reconstruction, KL and active units")
-    e.add_argument("checkpoint")
-    e.add_argument("--dataset", default=None, help="default: the checkpoint's own data set")
-    e.add_argument("--data-dir", default=None)
-    e.add_argument("--no-download", action="store_true")
+    _evaluate_parser(sub)
 
     pt = sub.add_parser("pretrain", help="rebuild the shipped checkpoints from checkpoints/manifest.json")
     pt.add_argument("--data-dir", default=None)
@@ -105,6 +101,17 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--markdown", action="store_true", help="a Markdown table of the model cards")
     _onnx_parsers(sub)
     return p
+
+
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser("evaluate", help="test loss, reconstruction, KL, active units [, importance-weighted NLL]")
+    e.add_argument("checkpoint")
+    e.add_argument("--dataset", default=None, help="default: the checkpoint's own data set")
+    e.add_argument("--data-dir", default=None)
+    e.add_argument("--no-download", action="store_true")
+    e.add_argument("--iw", type=int, default=None, metavar="K", help="importance-weighted NLL, K samples (in the card)")
+    e.add_argument("--iw-seed", type=int, default=0, help="seed of the importance samples")
+    e.add_argument("--n", type=int, default=None, help="only the first N test images (a quick estimate)")
 
 
 def _onnx_parsers(sub: argparse._SubParsersAction) -> None:
@@ -199,13 +206,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     name = args.dataset or ckpt.meta.get("dataset", {}).get("name") or "mnist-5k"
     ds = load_dataset(name, args.data_dir, download=not args.no_download)
     ckpt.config.check_data(ds)
-    card = measure_card(ckpt.model, ds.test_x, ds.test_y)
-    print(f"{ckpt.name} on {ds.describe()}")
+    if args.iw is not None and args.iw < 1:
+        raise ConfigError(f"--iw needs K ≥ 1 importance samples, got {args.iw}")
+    x, y = ds.test_x[: args.n], (ds.test_y[: args.n] if ds.test_y is not None else None)
+    binarized = ckpt.meta.get("train", {}).get("binarize") == "dynamic"
+    if binarized:  # trained on binary images: scored on one fixed binarization of the test split
+        x = binarize_fixed(x)
+    card = measure_card(ckpt.model, x, y)
+    print(f"{ckpt.name} on {ds.describe()}" + (" (test images binarized once, seed 0)" if binarized else ""))
     print(
         f"test loss {card['test_loss']:.2f} nats  recon {card['test_recon']:.2f}  KL {card['test_kl']:.2f}  "
         f"active units {card['active_units']}/{ckpt.config.latent_dim}"
     )
+    if args.iw:
+        _evaluate_iw(args, ckpt, x, y, card, binarized)
     return 0
+
+
+def _evaluate_iw(args: argparse.Namespace, ckpt, x, y, card: dict, binarized: bool) -> None:
+    """Print the K-sample importance-weighted NLL and record it in the checkpoint's card."""
+    from tqdm import tqdm
+
+    def progress(done: int, n: int, nll) -> None:  # the running estimate, should a long run be cut short
+        se = nll.std().item() / done**0.5 if done > 1 else 0.0
+        bar.set_postfix_str(f"IW-NLL {nll.mean().item():.3f} ± {se:.3f} over {done}", refresh=False)
+        bar.update(done - bar.n)
+
+    with tqdm(total=len(x), unit="image", file=sys.stderr, dynamic_ncols=True, mininterval=10) as bar:
+        est = iw_nll(ckpt.model, x, y, k=args.iw, seed=args.iw_seed, progress=progress)
+    print(
+        f"IW-NLL {est.nll:.2f} ± {est.se:.2f} nats (K = {est.k}, n = {est.n}; one-sample ELBO "
+        f"{card['test_loss']:.2f}, mean -log w {est.elbo:.2f})"
+    )
+    record = {**est.to_dict(), "test_loss": card["test_loss"], "binarized_seed": 0 if binarized else None}
+    path = record_card(ckpt.path, "iw_nll", record)
+    print(f"recorded in {path}")
 
 
 def cmd_pretrain(args: argparse.Namespace) -> int:

@@ -3,7 +3,9 @@ denoising page and its tests.
 
 Adding a corruption is one function and one :class:`Corruption` entry in :data:`CORRUPTIONS`
 below (plus its test): training validates levels against its ``limit``, the denoising page
-builds its button, slider and chart from the spec, and links accept its name.
+builds its button, slider and chart from the spec, and links accept its name. The "mixed"
+entry is for training only (``on_page=False``): every image gets one of the page's
+corruptions at a random level, so one denoising AE learns them all.
 
 Every corruption takes images (B, C, H, W) in [0, 1] and returns a corrupted copy in [0, 1].
 """
@@ -26,7 +28,8 @@ class Corruption:
     measures, in words. limit: the largest level training and links accept (levels run from 0).
     low / high / step / default: the denoising page's slider. chart_levels: the levels of its
     PSNR-against-level chart. apply(x, level, rand): the corruption itself, for level > 0;
-    ``rand(*shape)`` draws uniform numbers in [0, 1) from the caller's generator.
+    ``rand(*shape)`` draws uniform numbers in [0, 1) from the caller's generator. on_page:
+    whether the denoising page offers it (False: a training corruption only).
     """
 
     name: str
@@ -40,6 +43,7 @@ class Corruption:
     default: float
     chart_levels: tuple[float, ...]
     apply: Apply
+    on_page: bool = True
 
 
 def _gaussian(x: torch.Tensor, level: float, rand) -> torch.Tensor:
@@ -58,11 +62,14 @@ def _masking(x: torch.Tensor, level: float, rand) -> torch.Tensor:
     return x * (rand(*x.shape) >= level).to(x.dtype)
 
 
-def _occlusion(x: torch.Tensor, level: float, rand) -> torch.Tensor:
-    """One black square block of area ≈ level · H · W per image, at a random place."""
+def _occlusion(x: torch.Tensor, level, rand) -> torch.Tensor:
+    """One black square block of area ≈ level · H · W per image, at a random place; ``level``
+    a float or one per image (B,)."""
     b, _, h, w = x.shape
-    side_h = max(1, min(h, round((level * h * w) ** 0.5)))
-    side_w = max(1, min(w, round(level * h * w / side_h)))
+    area = torch.as_tensor(level, dtype=torch.float64).expand(b) * (h * w)
+    side_h = area.sqrt().round().clamp(1, h)
+    side_w = (area / side_h).round().clamp(1, w)
+    side_h, side_w = side_h.long().to(x.device), side_w.long().to(x.device)
     top = (rand(b) * (h - side_h + 1)).long()
     left = (rand(b) * (w - side_w + 1)).long()
     rows = torch.arange(h, device=x.device)
@@ -71,6 +78,25 @@ def _occlusion(x: torch.Tensor, level: float, rand) -> torch.Tensor:
     in_cols = (cols[None] >= left[:, None]) & (cols[None] < (left + side_w)[:, None])  # (B, W)
     block = (in_rows[:, :, None] & in_cols[:, None, :])[:, None]  # (B, 1, H, W)
     return x.masked_fill(block, 0.0)
+
+
+MIXED_KINDS = ("gaussian", "salt-pepper", "masking", "occlusion")
+
+
+def _mixed(x: torch.Tensor, level: float, rand) -> torch.Tensor:
+    """Each image gets one of :data:`MIXED_KINDS`, drawn uniformly, at a level drawn uniformly
+    from [0, level · that kind's page maximum] (level 1: the page slider's whole range)."""
+    b = x.shape[0]
+    pick = (rand(b) * len(MIXED_KINDS)).long().clamp(max=len(MIXED_KINDS) - 1)  # (B,)
+    frac = rand(b) * level  # (B,), a fraction of each kind's slider range
+    out = x.clone()
+    for i, kind in enumerate(MIXED_KINDS):
+        rows = (pick == i).nonzero().flatten()
+        if len(rows):
+            lv = frac[rows] * CORRUPTIONS[kind].high
+            per_pixel = lv if kind == "occlusion" else lv[:, None, None, None]
+            out[rows] = CORRUPTIONS[kind].apply(x[rows], per_pixel, rand)
+    return out
 
 
 CORRUPTIONS: dict[str, Corruption] = {
@@ -96,6 +122,11 @@ CORRUPTIONS: dict[str, Corruption] = {
             "occlusion", "Occlusion", "Occlusion", "area of a black square, as a fraction",
             limit=1.0, low=0.05, high=0.5, step=0.05, default=0.25, chart_levels=(0.05, 0.15, 0.25, 0.35, 0.5),
             apply=_occlusion,
+        ),
+        Corruption(
+            "mixed", "Mixed corruptions", "Mixed", "fraction of each corruption's slider range",
+            limit=1.0, low=0.05, high=1.0, step=0.05, default=1.0, chart_levels=(0.25, 0.5, 0.75, 1.0),
+            apply=_mixed, on_page=False,
         ),
     )
 }  # fmt: skip

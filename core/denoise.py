@@ -442,13 +442,25 @@ def _best_pca(pcas: Sequence[Method], val_clean: Array, val_noisy: Array) -> Met
     return Method(name="PCA", family="pca", fn=best.fn, params=dict(best.params))
 
 
-def split_rows(n_test: int, seed: int, batch: int = 64, validation: int = 32) -> tuple[Array, Array]:
+def split_rows(
+    n_test: int, seed: int, batch: int = 64, validation: int = 32, labels: Array | None = None
+) -> tuple[Array, Array]:
     """Share out a test split of ``n_test`` images, shuffled with ``seed``: (batch rows, validation
-    rows), disjoint and sorted. The batch is scored; the filters' parameters and PCA's size are
-    tuned on the validation rows. A small split (faces) gives validation at most a third."""
+    rows), disjoint. The batch is scored; the filters' parameters and PCA's size are tuned on the
+    validation rows. A small split (faces) gives validation at most a third. Validation rows are
+    sorted; batch rows are sorted too, or, given the split's ``labels`` (n_test,), ordered across
+    the classes (one of each class in class order, then a second of each, …), so the first rows
+    a page shows are different classes even when the split is sorted by label."""
     rows = np.random.default_rng(seed).permutation(n_test)
     n_val = min(validation, n_test // 3)
-    return np.sort(rows[n_val : n_val + batch]), np.sort(rows[:n_val])
+    picked = np.sort(rows[n_val : n_val + batch])
+    if labels is not None:
+        cls = np.asarray(labels)[picked]
+        rank = np.zeros(len(picked), np.int64)  # the row's place among the picked rows of its class
+        for c in np.unique(cls):
+            rank[cls == c] = np.arange(int((cls == c).sum()))
+        picked = picked[np.lexsort((cls, rank))]
+    return picked, np.sort(rows[:n_val])
 
 
 def compare(

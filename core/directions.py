@@ -168,3 +168,39 @@ def change_map(before: np.ndarray, after: np.ndarray) -> np.ndarray:
         raise ValueError(f"images of different shapes: {before.shape} and {after.shape}")
     diff = np.abs(after - before)
     return diff.reshape(-1, *diff.shape[-2:]).mean(0)
+
+
+# ---------------------------------------------------------------- groups of images as text
+
+
+def format_rows(rows) -> str:
+    """Image numbers as short text, runs as ranges: [3, 4, 5, 9] -> "3-5, 9" (for a link or a text box)."""
+    rows = sorted({int(r) for r in rows})
+    parts, i = [], 0
+    while i < len(rows):
+        j = i
+        while j + 1 < len(rows) and rows[j + 1] == rows[j] + 1:
+            j += 1
+        parts.append(str(rows[i]) if i == j else f"{rows[i]}-{rows[j]}")
+        i = j + 1
+    return ", ".join(parts)
+
+
+def parse_rows(text: str | None, n: int, limit: int = 10_000) -> tuple[list[int], str | None]:
+    """ "3, 17, 40-42" -> sorted distinct image numbers in 0..n-1, or ([], a problem in words);
+    commas, semicolons or spaces separate, "a-b" is a range. At most ``limit`` numbers."""
+    rows: set[int] = set()
+    for part in (text or "").replace(";", ",").replace(" ", ",").split(","):
+        if not part:
+            continue
+        ends = part.split("-")
+        shown = part if len(part) <= 20 else part[:20] + "…"
+        if len(ends) > 2 or not all(e.isdigit() for e in ends):
+            return [], f"{shown!r} is not an image number or a range a-b"
+        lo, hi = int(ends[0]), int(ends[-1])
+        if not 0 <= lo <= hi < n:
+            return [], f"{shown!r} is outside 0..{n - 1}"
+        if len(rows) + hi - lo + 1 > limit:
+            return [], f"more than {limit:,} images"
+        rows.update(range(lo, hi + 1))
+    return sorted(rows), None

@@ -3,16 +3,24 @@ protocol (:class:`core.protocol.LatentModel`)."""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from core.losses import gaussian_kl
-from core.models import AutoEncoder
+from core.models import AutoEncoder, ModelOutput
 from core.protocol import LatentModel
 
 ACTIVE_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Cov_x(E_q[z_u]) > 0.01
+LOG_2PI = math.log(2 * math.pi)
+BINARY_TEST_SEED = 0  # the one fixed binarization of a test split (see binarize_fixed)
+IW_PASSES = 1 << 15  # decoder passes per chunk of the importance-weighted estimate (memory bound)
 
 
 @dataclass
@@ -121,3 +129,154 @@ def measure_card(model: LatentModel, x_test: np.ndarray, y_test: np.ndarray | No
         "active_units": active_units(mu),
         "eval_seed": seed,
     }
+
+
+# ---------------------------------------------------------------- importance-weighted likelihood
+
+
+def binarize_fixed(x: np.ndarray | torch.Tensor, seed: int = BINARY_TEST_SEED) -> np.ndarray:
+    """One fixed binarization of grey images: x (N, C, H, W) in [0, 1] -> {0, 1} float32, each
+    pixel ~ Bernoulli(x), drawn in order from a CPU ``torch.Generator`` seeded with ``seed``
+    (the test set of a model trained on dynamically binarized images, Burda et al. 2015)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(torch.as_tensor(x, dtype=torch.float32), generator=gen).numpy()
+
+
+def weight_terms(
+    model: LatentModel,
+    x: torch.Tensor,
+    y: torch.Tensor | None = None,
+    k: int = 1,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The two parts of log w = log p(x|z) + [log p(z) - log q(z|x)] for k codes z ~ q(z|x) per image.
+
+    x (B, C, H, W), y (B,) or None -> (log p(x|z) (k, B), log p(z) - log q(z|x) (k, B), mu (B, z),
+    logvar (B, z)), all in nats; p(z) = N(0, I), q(z|x) = N(mu, exp(logvar)). Needs a variational
+    model; gradients flow (reparameterized) unless the caller disables them.
+    """
+    mu, logvar = model.encode(x, y)
+    if logvar is None:
+        raise ValueError("an importance-weighted likelihood needs a variational model (q(z|x) with a variance)")
+    eps = torch.randn((k, *mu.shape), generator=generator, device=mu.device, dtype=mu.dtype)
+    z = mu + torch.exp(0.5 * logvar) * eps  # (k, B, z)
+    log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)
+    log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+    b = x.shape[0]
+    xk = x.expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+    yk = y.repeat(k) if y is not None else None  # row i*B + j is image j, like z's reshape
+    log_px = -model.recon_nll(xk, z.reshape(k * b, -1), yk).view(k, b)
+    return log_px, log_pz - log_q, mu, logvar
+
+
+def iwae_loss(
+    model: AutoEncoder,
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    k: int,
+    beta: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, ModelOutput]:
+    """The IWAE training loss (Burda et al. 2015, eq. 8) per example (B,) in nats:
+    -log (1/k) sum_i p(x|z_i) [p(z_i)/q(z_i|x)]^β, with k reparameterized samples (β < 1 during a KL
+    warm-up). The output carries the mean reconstruction over the samples and the analytic KL, z = mu,
+    and the input in place of logits (no single decode stands for the k samples)."""
+    log_px, log_ratio, mu, logvar = weight_terms(model, x, y, k, generator)
+    loss = -(torch.logsumexp(log_px + beta * log_ratio, dim=0) - math.log(k))
+    recon = -log_px.mean(0)
+    kl = gaussian_kl(mu, logvar)
+    return loss, ModelOutput(logits=x, mu=mu, logvar=logvar, z=mu, recon=recon, kl=kl)
+
+
+@dataclass
+class IWEstimate:
+    """The importance-weighted negative log-likelihood (Burda et al. 2015) of a test set.
+
+    nll: mean over images of -log (1/k) sum_i w_i, nats per example (an upper bound on -log p(x)
+    that tightens as k grows); se: its standard error over images (std / sqrt(n)); elbo: the mean
+    of -log w_i over the same samples and images (the one-sample negative ELBO, averaged over k).
+    """
+
+    nll: float
+    se: float
+    elbo: float
+    k: int
+    n: int
+    seed: int
+
+    def to_dict(self) -> dict:
+        """Rounded to 1e-4 nats; an undefined standard error (one image) becomes None (valid JSON)."""
+        return {
+            k: (round(v, 4) if math.isfinite(v) else None) if isinstance(v, float) else v
+            for k, v in asdict(self).items()
+        }
+
+
+@torch.no_grad()
+def _image_log_px(
+    model: LatentModel, x: torch.Tensor, y: torch.Tensor | None, k: int, gen: torch.Generator, passes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p̂(x) = logmeanexp of k weights and the mean log w, per image (B,) float64, in chunks of
+    at most ``passes`` decoder passes."""
+    chunk = max(1, passes // len(x))
+    parts = []
+    for start in range(0, k, chunk):
+        log_px, log_ratio, _, _ = weight_terms(model, x, y, min(chunk, k - start), gen)
+        parts.append((log_px + log_ratio).double().cpu())
+    log_w = torch.cat(parts)  # (k, B)
+    return torch.logsumexp(log_w, 0) - math.log(k), log_w.mean(0)
+
+
+@torch.no_grad()
+def iw_nll(
+    model: LatentModel,
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor | None = None,
+    k: int = 5000,
+    seed: int = 0,
+    passes: int = IW_PASSES,
+    progress=None,
+) -> IWEstimate:
+    """The k-sample importance-weighted NLL of x (N, C, H, W) in nats per example, with its standard
+    error over images: batched over images and samples so that one chunk decodes at most ``passes``
+    codes (memory stays bounded whatever k). Codes come from a generator seeded with ``seed``.
+    ``progress(done, n, nll)`` is called after each batch of images, with the -log p̂(x) so far (done,)."""
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k}")
+    device = model.device
+    x = torch.as_tensor(x)
+    y = None if y is None or not model.conditional else torch.as_tensor(y)
+    gen = torch.Generator(device=device).manual_seed(seed)
+    per_batch = max(1, passes // k)
+    log_px, log_w = [], []
+    for sl in _batches(len(x), per_batch):
+        yb = y[sl].to(device) if y is not None else None
+        lp, lw = _image_log_px(model, x[sl].to(device), yb, k, gen, passes)
+        log_px.append(lp)
+        log_w.append(lw)
+        if progress is not None:
+            progress(sl.stop, len(x), -torch.cat(log_px))
+    nll = -torch.cat(log_px)
+    n = len(nll)
+    se = float(nll.std() / math.sqrt(n)) if n > 1 else float("nan")
+    return IWEstimate(nll=float(nll.mean()), se=se, elbo=float(-torch.cat(log_w).mean()), k=k, n=n, seed=seed)
+
+
+def record_card(weights: str | os.PathLike, key: str, value: dict) -> Path:
+    """Write ``value`` under ``card[key]`` in the JSON beside a checkpoint's weights (NAME.safetensors
+    -> NAME.json), atomically (a staged file renamed into place); returns the JSON's path. The
+    weights and their hash are untouched."""
+    path = Path(weights).with_suffix(".json")
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    meta.setdefault("card", {})[key] = value
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(meta, f, indent=2, ensure_ascii=False)
+            f.write("\n")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import torch
 
-from core.anomaly import AnomalySplit, DetectionReport, detect, train_on_split
+from core.anomaly import AnomalySplit, DetectionReport, detect, fit_on_split
 from core.checkpoints import CheckpointError, check_name
 from core.config import ConfigError, ModelConfig
 from core.data import Dataset
@@ -380,10 +380,17 @@ class HeldOutProgress:
 
 @dataclass
 class HeldOutResult:
-    """A model trained on a split's normal images and its scores on the split's test images."""
+    """A model trained on a split's normal images and its scores on the split's test images.
+
+    saved: the checkpoint it was saved as (None when not asked to, or when saving failed:
+    ``message`` then says why); seconds: how long training took.
+    """
 
     model: AutoEncoder
     report: DetectionReport
+    saved: Path | None = None
+    message: str = ""
+    seconds: float = 0.0
 
 
 class _StepReporter(Callback):
@@ -403,20 +410,41 @@ class _StepReporter(Callback):
 
 
 def start_held_out(
-    split: AnomalySplit, kind: str = "vae", pca_components: int | None = 32, **train
+    split: AnomalySplit,
+    kind: str = "vae",
+    pca_components: int | None = 32,
+    save_as: Path | None = None,
+    digit: int | None = None,
+    kinds: tuple[str, ...] = ("recon-mse", "elbo"),
+    **train,
 ) -> Job[HeldOutProgress, HeldOutResult | None]:
-    """Train :func:`core.anomaly.train_on_split` on ``split`` in the background, then score the
-    split with :func:`core.anomaly.detect` (the PCA baseline with ``pca_components``).
+    """Train :func:`core.anomaly.fit_on_split` on ``split`` in the background, then score the
+    split with :func:`core.anomaly.detect` (the scores ``kinds``, the PCA baseline with
+    ``pca_components``).
 
-    train: overrides of :data:`core.anomaly.HELD_OUT_TRAIN` (tests shorten the run). A cancelled
-    job stops after the current step; its result is None.
+    save_as: a checkpoint path (folder/name, no suffix) to save the model at, with ``digit``
+    (the held-out digit) in its JSON, so it outlives the server (:func:`core.anomaly.load_held_out`
+    reads it back); an existing one is replaced. train: overrides of
+    :data:`core.anomaly.HELD_OUT_TRAIN` (tests shorten the run). A cancelled job stops after the
+    current step; its result is None.
     """
 
     def work(job: Job[HeldOutProgress, HeldOutResult | None]) -> HeldOutResult | None:
-        model = train_on_split(split, kind, [_StepReporter(job)], **train)
+        model, history, config = fit_on_split(split, kind, [_StepReporter(job)], **train)
         if job.cancelled:
             return None
-        return HeldOutResult(model, detect(model, split, pca_components=pca_components))
+        result = HeldOutResult(model, detect(model, split, kinds, pca_components=pca_components), seconds=job.elapsed)
+        if save_as is not None:
+            extra = {"held_out": digit, "title": f"{kind.upper()} without the {digit}s (anomaly detection)"}
+            try:
+                saved = save_run(
+                    model, save_as.parent, save_as.name, dataset=split.train_dataset(), train=config,
+                    history=history, extra=extra,
+                )  # fmt: skip
+                result.saved = saved.path
+            except CheckpointError as exc:  # the model still serves this process
+                result.message = f"it could not be saved, so it lasts until the server restarts: {exc}"
+        return result
 
     return Job(work, HeldOutProgress(), name="held-out").start()
 

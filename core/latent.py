@@ -183,6 +183,91 @@ def reconstruct(
 # ---------------------------------------------------------------- dimensions and traversals
 
 
+@dataclass(frozen=True)
+class TypicalInputs:
+    """What a model's own test images look like, to tell whether another input is of their kind.
+
+    errors: (n,) sorted per-image reconstruction errors (mean squared error per pixel, images in
+        [0, 1]) of n test images; ink: (n,) sorted mean pixel values of the same images; grey: (n,)
+        sorted shares of their pixels in mid-grey (0.2 to 0.8): digits are ink on black, a photo is not.
+    q: the share of test images left outside at each end of the typical range.
+    """
+
+    errors: np.ndarray
+    ink: np.ndarray
+    grey: np.ndarray
+    q: float = 0.005
+
+    def span(self, values: np.ndarray) -> tuple[float, float]:
+        return float(np.quantile(values, self.q)), float(np.quantile(values, 1 - self.q))
+
+
+def grey_share(x: np.ndarray) -> np.ndarray:
+    """(N,) share of each image's pixels in mid-grey, 0.2 to 0.8, for images x (N, C, H, W) in [0, 1]."""
+    x = np.asarray(x).reshape(len(x), -1)
+    return ((x > 0.2) & (x < 0.8)).mean(1)
+
+
+def recon_errors(model: LatentModel, x: np.ndarray, y: Labels = None) -> np.ndarray:
+    """(N,) mean squared error per pixel between images x (N, C, H, W) in [0, 1] and their reconstructions."""
+    x = np.asarray(x, np.float32)
+    return ((reconstruct(model, x, y) - x) ** 2).reshape(len(x), -1).mean(1)
+
+
+def typical_inputs(model: LatentModel, x: np.ndarray, y: Labels = None, n: int = 500, seed: int = 0) -> TypicalInputs:
+    """Measure ``n`` of the model's test images x (N, C, H, W) (a fixed random subset)."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(x))[:n])
+    y = None if y is None else np.asarray(y)[rows]
+    sample = np.asarray(x, np.float32)[rows]
+    errors, ink = recon_errors(model, sample, y), sample.reshape(len(rows), -1).mean(1)
+    return TypicalInputs(np.sort(errors), np.sort(ink), np.sort(grey_share(sample)))
+
+
+@dataclass(frozen=True)
+class InputCheck:
+    """One input against :class:`TypicalInputs`: its error, ink and grey share, the share of test
+    images reconstructed better than it, and the reasons (in words) it looks unlike them; none: typical."""
+
+    error: float
+    ink: float
+    grey: float
+    worse_than: float
+    reasons: tuple[str, ...]
+
+    @property
+    def typical(self) -> bool:
+        return not self.reasons
+
+
+def check_input(model: LatentModel, x: np.ndarray, typical: TypicalInputs, y: Labels = None) -> InputCheck:
+    """Is image x (C, H, W) in [0, 1] of the kind the model was trained on? Three simple, honest
+    tests against its test images: the reconstruction error (a model rebuilds its own kind of
+    picture well), the mean brightness and the share of mid-grey pixels (a photo on a digits
+    model), each outside the test images' central 99 % (q = 0.5 % at each end) being a reason.
+    Not a classifier: a typical result is no proof, a flag a strong hint."""
+    x = np.asarray(x, np.float32)[None]
+    error = float(recon_errors(model, x, None if y is None else np.atleast_1d(y))[0])
+    ink, grey = float(x.mean()), float(grey_share(x)[0])
+    worse_than = float(np.searchsorted(typical.errors, error) / len(typical.errors))
+    reasons = []
+    lo, hi = typical.span(typical.errors)
+    if error > hi:
+        reasons.append(
+            f"the model rebuilds it worse than {100 * worse_than:.1f}% of its test images "
+            f"(error {error:.3f} per pixel; test images {lo:.3f} to {hi:.3f})"
+        )
+    lo, hi = typical.span(typical.ink)
+    if not lo <= ink <= hi:
+        reasons.append(f"its mean brightness {ink:.2f} is outside the test images' {lo:.2f} to {hi:.2f}")
+    lo, hi = typical.span(typical.grey)
+    if not lo <= grey <= hi:
+        reasons.append(
+            f"{100 * grey:.0f}% of its pixels are mid-grey, against {100 * lo:.0f}% to {100 * hi:.0f}% "
+            "in the test images"
+        )
+    return InputCheck(error, ink, grey, worse_than, tuple(reasons))
+
+
 def dimension_spread(mu: np.ndarray) -> np.ndarray:
     """(z,) standard deviation of each code dimension across the data set (ddof=1)."""
     return np.sqrt(unit_activity(np.asarray(mu, dtype=np.float64))).astype(np.float32)
@@ -358,6 +443,22 @@ def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
     return (direction * norms[:, None]).astype(np.float32)
 
 
+def example_rows(labels: np.ndarray | None, n_total: int, k: int) -> np.ndarray:
+    """``k`` distinct rows (k,) of a set of ``n_total`` images to show as examples: across the
+    classes where there are labels (the first image of each class in class order, then the
+    second of each, …), else spread evenly over the set (rows (i + ½)·n/k). Never "the first
+    k items": a split may be sorted by label or be consecutive video frames. Fewer than ``k``
+    when the set is smaller."""
+    k = max(0, min(k, n_total))
+    if labels is None:
+        return np.unique(((np.arange(k) + 0.5) * n_total / max(k, 1)).astype(np.int64))
+    labels = np.asarray(labels)[:n_total]
+    members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
+    rounds = max((len(m) for m in members), default=0)
+    order = [m[i] for i in range(rounds) for m in members if i < len(m)]
+    return np.asarray(order[:k], np.int64)
+
+
 INTERPOLATIONS = ("linear", "slerp", "pixel")
 
 
@@ -524,6 +625,23 @@ def manifold_grid(
     axis_b = np.zeros(z, np.float32)
     axis_b[b] = scale[b]
     return _grid(model, origin, axis_a, axis_b, n, (f"z{a}", f"z{b}"), y)
+
+
+def readable_grid_size(
+    image_shape: Sequence[int], width_px: int, min_tile: int = 48, padding: int = 2, most: int = 15, least: int = 3
+) -> int:
+    """Tiles per side of a square grid of images (C, H, W) shown ``width_px`` screen pixels wide
+    so that each tile's short side is at least ``min_tile`` pixels: a 15×15 grid of 28×20 faces
+    in a 440 px column gives 20 px tiles, too small to read from the back of a room. Clipped to
+    [least, most]."""
+    h, w = image_shape[-2:]
+    tile_px = min_tile * (w + padding) / min(h, w)  # screen px one tile and its padding take, across
+    return int(np.clip(width_px // tile_px, least, most))
+
+
+def tile_scale(image_shape: Sequence[int], min_tile: int = 48) -> int:
+    """Integer upscaling (crisp pixels) that makes an image's short side at least ``min_tile`` px."""
+    return int(-(-min_tile // min(image_shape[-2:])))
 
 
 def pca_grid(model: LatentModel, projection: Projection, n: int = 15, y: Labels = None) -> LatentGrid:

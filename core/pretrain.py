@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from core.checkpoints import SHIPPED_DIR, CheckpointError, read_meta
@@ -40,9 +41,10 @@ class Entry:
     storage: str = "float32"
     title: str = ""
     notes: str = ""
+    classes: list[int] | None = None  # train and test on these classes only (anomaly models)
 
     def raw(self) -> dict:
-        return {
+        raw = {
             "name": self.name,
             "title": self.title,
             "dataset": self.dataset,
@@ -51,6 +53,24 @@ class Entry:
             "storage": self.storage,
             "notes": self.notes,
         }
+        return raw if self.classes is None else {**raw, "classes": list(self.classes)}
+
+    def select(self, data: Dataset) -> Dataset:
+        """``data`` with only the images of :attr:`classes` (all of it when None)."""
+        if self.classes is None:
+            return data
+        if data.train_y is None or data.test_y is None:
+            raise ConfigError(f"{self.name}: {data.name} has no labels to pick classes {self.classes} from")
+        keep_train, keep_test = np.isin(data.train_y, self.classes), np.isin(data.test_y, self.classes)
+        note = f"{data.source_note}; classes {', '.join(map(str, self.classes))} only"
+        return replace(
+            data,
+            train_x=data.train_x[keep_train],
+            train_y=data.train_y[keep_train],
+            test_x=data.test_x[keep_test],
+            test_y=data.test_y[keep_test],
+            source_note=note,
+        )
 
     def model_config(self, data: Dataset) -> ModelConfig:
         """The entry's model for ``data``: its kind's config for the data's images and classes."""
@@ -95,7 +115,7 @@ def build_entry(
     download: bool = True,
 ) -> Path:
     """Train one manifest entry and save it with its model card; returns the weights path."""
-    data = load_dataset(entry.dataset, data_dir, download=download)
+    data = entry.select(load_dataset(entry.dataset, data_dir, download=download))
     if data.source == "embedded" and entry.dataset not in ("mnist-5k", "lfw-faces"):
         print(f"warning: {entry.name} is trained on {data.source_note}, not the full set", file=sys.stderr)
     mcfg, tcfg = entry.model_config(data), entry.train_config()

@@ -16,6 +16,7 @@ well as across processes), sequentially otherwise. Progress and cancelling go th
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import multiprocessing as mp
 import os
 import queue as queue_mod
@@ -27,10 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.config import ConfigError, ModelConfig
+from core.config import KINDS, ConfigError, ModelConfig
 from core.data import Dataset
 from core.evaluate import active_units, encode_dataset, evaluate
-from core.latent import reconstruct
+from core.latent import example_rows, reconstruct
 from core.losses import gaussian_kl_per_dim
 from core.models import AutoEncoder, build_model
 from core.protocol import LatentModel
@@ -123,16 +124,40 @@ def rows_from_models(
     return sorted(rows, key=lambda r: r.beta)
 
 
-def format_table(rows: Sequence[SweepRow]) -> str:
-    """The table as fixed-width text (for the benchmark and the command line)."""
-    head = f"{'β':>6} {'mean σ²':>8} {'mean |μ|':>8} {'KL':>7} {'active':>7} {'recon':>8} {'MSE':>7} {'-ELBO':>8}"
+def format_table(rows: Sequence[SweepRow], talk: bool = False) -> str:
+    """The table as fixed-width text (for the benchmark and the command line). Variances and
+    |μ| get 4 significant figures, so a row far below 1 (or just under it) does not read 0.000
+    (or 1.000); ``talk`` adds the talk's published variance where the row's β and form have one."""
+    head = f"{'β':>6} {'mean σ²':>10} {'mean |μ|':>9} {'KL':>8} {'active':>7} {'recon':>8} {'MSE':>7} {'-ELBO':>8}"
+    head += f" {'talk σ²':>10}" if talk else ""
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(
-            f"{r.beta:>6g} {r.mean_variance:>8.3f} {r.mean_abs_mu:>8.3f} {r.kl_total:>7.2f} "
+        line = (
+            f"{r.beta:>6g} {r.mean_variance:>10.4g} {r.mean_abs_mu:>9.4g} {r.kl_total:>8.4g} "
             f"{r.active_units:>3d}/{r.latent_dim:<3d} {r.recon:>8.2f} {r.mse:>7.4f} {r.test_loss:>8.2f}"
         )
+        if talk:
+            published = talk_variance(r.beta, r.loss_form)
+            line += f" {'—' if published is None else f'{published:g}':>10}"
+        lines.append(line)
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the talk's table
+
+TALK_BETAS = (1.0, 0.5, 0.05, 5e-3, 5e-4, 5e-5, 5e-6, 0.0)
+# The seed talk's published column: mean posterior variance of M = (1-β)·MSE + β·KL per β
+# (its β = 1 row has no figure: M is the KL alone, whose optimum is the prior, σ² = 1).
+TALK_VARIANCE = {0.5: 0.99999905, 0.05: 0.864, 5e-3: 0.555, 5e-4: 0.378, 5e-5: 0.097, 5e-6: 0.0089, 0.0: 4.4e-5}
+TALK_FORM = "convex-mse"
+
+
+def talk_variance(beta: float, loss_form: str) -> float | None:
+    """The talk's published mean posterior variance for this β, when the row is trained with
+    the talk's objective ((1-β)·MSE + β·KL) and the talk has a figure for β; else None."""
+    if loss_form != TALK_FORM:
+        return None
+    return next((v for b, v in TALK_VARIANCE.items() if math.isclose(b, beta, rel_tol=1e-9, abs_tol=0.0)), None)
 
 
 # ---------------------------------------------------------------- training many models
@@ -513,3 +538,70 @@ def beta_images(
         _, samples = sample_prior(model, n_samples, seed=seed)
         out.append(BetaImages(beta=float(beta), samples=samples, recons=reconstruct(model, x)))
     return out
+
+
+# ---------------------------------------------------------------- the page's sweeps
+
+PAGE_HIDDEN = (256,)  # the page's MLP, as the shipped β family: 784-256-z
+PAGE_TEST_IMAGES = 1_000  # test images a page sweep scores each epoch and tabulates (across classes)
+
+
+@dataclass(frozen=True)
+class SweepPreset:
+    """A sweep the page runs in one click: the form's settings (β values as typed)."""
+
+    key: str
+    label: str
+    betas: str
+    loss_form: str
+    epochs: int
+    latent: int
+    note: str = ""
+
+
+PRESETS = {
+    p.key: p
+    for p in (
+        SweepPreset("quick", "A quick sweep", "0.1, 1, 4, 16", "standard", 8, 10, "four β values, recon + β·KL"),
+        SweepPreset(
+            "talk",
+            "The talk's table",
+            ", ".join(f"{b:g}" for b in TALK_BETAS),
+            TALK_FORM,
+            10,
+            10,
+            "(1−β)·MSE + β·KL with the per-pixel MSE, β from 1 down to 0: the talk's published variances beside ours",
+        ),
+    )
+}
+
+
+# One epoch of the page's MLP (latent 10) on the 5,000 offline digits, scored on 1,000 test
+# images, measured on 2 CPU cores (python -m benchmarks.beta_sweep): the page's time estimate.
+SECONDS_PER_MODEL_EPOCH = 0.6
+
+
+def estimate_seconds(n_models: int, epochs: int, n_train: int) -> float:
+    """About how long a page sweep takes (s) on 2 free CPU cores: linear in models × epochs × images."""
+    return n_models * epochs * SECONDS_PER_MODEL_EPOCH * n_train / 5_000
+
+
+def page_train_config(epochs: int, loss_form: str) -> TrainConfig:
+    """The page's recipe: batches of 64, Adam at 2·10⁻³ decayed to 0 on a cosine, seed 0. On
+    the 5,000 offline digits that is 79 steps per epoch: 8 epochs draw digits, not grey blobs."""
+    return TrainConfig(epochs=int(epochs), batch_size=64, lr=2e-3, lr_schedule="cosine", loss_form=loss_form, seed=0)
+
+
+def page_model_config(data: Dataset, latent: int) -> ModelConfig:
+    """The page's MLP VAE (784-256-z) for ``data``'s images."""
+    return KINDS["vae"].model_config(data.image_shape, arch="mlp", latent_dim=int(latent), hidden=PAGE_HIDDEN)
+
+
+def page_test_split(data: Dataset, n: int = PAGE_TEST_IMAGES) -> Dataset:
+    """``data`` with its test split cut to ``n`` images drawn across the classes (the first of
+    each class, then the second, …): a page sweep scores the test split after every epoch."""
+    if len(data.test_x) <= n:
+        return data
+    rows = np.sort(example_rows(data.test_y, len(data.test_x), n))
+    test_y = None if data.test_y is None else data.test_y[rows]
+    return replace(data, test_x=data.test_x[rows], test_y=test_y)

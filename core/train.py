@@ -7,6 +7,7 @@ and it keeps runs reproducible (the same seed gives the same numbers on the same
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,7 +17,7 @@ import torch
 from core.config import ConfigError, ModelConfig
 from core.corrupt import CORRUPTIONS, corrupt
 from core.data import Dataset
-from core.evaluate import Metrics, evaluate
+from core.evaluate import Metrics, binarize_fixed, evaluate, iwae_loss
 from core.losses import Objective, check_objective
 from core.models import AutoEncoder, ModelOutput, build_model
 
@@ -43,6 +44,8 @@ class TrainConfig:
     contractive_weight: float = 0.0  # λ·‖∂code/∂x‖_F² (contractive AE)
     grad_clip: float | None = None
     augment_flip: bool = False  # random horizontal flips (faces: doubles a small data set)
+    binarize: str | None = None  # "dynamic": x ~ Bernoulli(x) afresh each step (Burda et al. 2015)
+    iw_samples: int = 1  # k > 1: train on the k-sample IWAE bound (Burda et al. 2015), not the ELBO
 
     def validate(self) -> None:
         def bad(msg: str) -> ConfigError:
@@ -72,6 +75,10 @@ class TrainConfig:
                 raise bad(f"{name.replace('_', ' ')} must be ≥ 0, got {v}")
         if self.device not in ("auto", "cpu", "cuda", "mps"):
             raise bad(f"unknown device {self.device!r}")
+        if self.binarize not in (None, "dynamic"):
+            raise bad(f"unknown binarization {self.binarize!r}; choose None or 'dynamic'")
+        if not isinstance(self.iw_samples, int) or not 1 <= self.iw_samples <= 1000:
+            raise bad(f"IWAE samples must be an integer from 1 to 1,000, got {self.iw_samples}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -207,12 +214,18 @@ class _Run:
     step: int = 0
 
 
+def check_training_data(data: Dataset) -> None:
+    """ConfigError when ``data`` has no training images (offline Fashion-MNIST: only its
+    held-out test set is here)."""
+    if len(data.train_x) == 0:
+        raise ConfigError(f"{data.name} has no training images here ({data.source_note})")
+
+
 def _start_run(model: AutoEncoder, data: Dataset, config: TrainConfig) -> _Run:
     """Check the settings against the data, move everything to the device, build the optimizer."""
     config.validate()
     model.config.check_data(data)
-    if len(data.train_x) == 0:  # offline Fashion-MNIST: its held-out test set, nothing to train on
-        raise ConfigError(f"{data.name} has no training images here ({data.source_note})")
+    check_training_data(data)
     history = History()
     device = pick_device(config.device)
     model.to(device).train()
@@ -265,9 +278,14 @@ def train_step(run: _Run, idx: torch.Tensor, beta: float, where: str) -> tuple[t
     if config.augment_flip:
         flip = torch.rand(len(xb), generator=run.noise, device=run.device) < 0.5
         xb = torch.where(flip[:, None, None, None], xb.flip(-1), xb)
+    if config.binarize:
+        xb = torch.bernoulli(xb, generator=run.noise)
     xin = corrupt(xb, config.noise, config.noise_level, run.noise) if config.noise else xb
-    out = model(xin, yb, target=xb)
-    loss_b = run.objective(out.recon, out.kl, beta)
+    if config.iw_samples > 1:
+        loss_b, out = iwae_loss(model, xin, yb, config.iw_samples, beta, run.noise)
+    else:
+        out = model(xin, yb, target=xb)
+        loss_b = run.objective.of_output(out, xb, beta)
     if config.sparse_weight:
         loss_b = loss_b + config.sparse_weight * out.mu.abs().sum(1)
     if config.contractive_weight:
@@ -364,6 +382,8 @@ def fit(
     """
     callbacks = callbacks or []
     run = _start_run(model, data, config)
+    if config.binarize:  # score the epochs on one fixed binarization of the test split
+        data = dataclasses.replace(data, test_x=binarize_fixed(data.test_x))
     history = run.history
     for cb in callbacks:
         cb.on_train_begin(run.total_steps, config)

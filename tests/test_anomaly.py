@@ -195,3 +195,98 @@ def test_a_small_model_trained_without_a_digit_flags_it(mnist5k):
     assert report.auroc["recon-mse"] > 0.6, report.auroc  # zeros are big round digits: easy to flag
     with pytest.raises(ValueError, match="'vae' or 'ae'"):
         anomaly.train_on_split(split, "cvae")
+
+
+# ---------------------------------------------------------------- error per unit of edge
+
+
+def test_edge_length_and_the_per_edge_score():
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    x[0, 0, 10, 10] = 1.0  # one bright pixel: four unit steps
+    x[1, 0, 5, 3:13] = 1.0  # a horizontal bar 10 long: 2·10 + 2 unit steps
+    np.testing.assert_allclose(anomaly.edge_length(x), [4.0, 22.0])
+    assert anomaly.edge_length(np.zeros((1, 1, 4, 4)))[0] == 1.0  # a blank image does not divide by 0
+    torch.manual_seed(0)
+    ae = build_model(ModelConfig(kind="ae", arch="mlp", latent_dim=4, hidden=(16,))).eval()
+    with torch.no_grad():
+        sse = ((ae.reconstruct(torch.from_numpy(x)) - torch.from_numpy(x)) ** 2).flatten(1).sum(1).numpy()
+    np.testing.assert_allclose(anomaly.anomaly_scores(ae, x, kind="recon-edge"), sse / [4.0, 22.0], rtol=1e-5)
+
+
+def test_the_per_edge_score_stops_passing_simple_digits_as_eights(mnist5k):
+    # Bug (issue 16): trained on 8s, the reconstruction error passed 1s as normal (little ink to
+    # get wrong): AUROC 8 vs 1 near 0.5. Per unit of edge, a 1 is as anomalous as it looks.
+    split = anomaly.one_class_split(mnist5k, 8)
+    model = anomaly.train_on_split(split, "ae", epochs=8)
+    keep = (mnist5k.test_y == 8) | (mnist5k.test_y == 1)
+    eights_vs_ones = anomaly.AnomalySplit("8-vs-1", split.train_x, split.normal_test_x, mnist5k.test_x[keep],
+                                          mnist5k.test_y[keep] == 1, None, "")  # fmt: skip
+    auc = anomaly.detect(model, eights_vs_ones, kinds=("recon-mse", "recon-edge"), pca_components=16).auroc
+    assert auc["recon-mse"] < 0.75 and auc["recon-edge"] > 0.85, auc
+    assert auc["pca-edge"] > auc["pca"], auc  # the same holds for the linear baseline
+
+
+# ---------------------------------------------------------------- models kept on disk
+
+
+def test_a_held_out_job_saves_its_model_and_it_loads_back(mnist5k, tmp_path):
+    from core import jobs
+    from core.checkpoints import CheckpointError
+
+    split = anomaly.held_out_split(mnist5k, 7)
+    path = tmp_path / "anomaly" / anomaly.held_out_name("mnist-5k", 7)
+    assert anomaly.load_held_out(path, 7) is None  # nothing saved yet
+    job = jobs.start_held_out(split, "vae", None, save_as=path, digit=7, epochs=1)
+    assert job.wait(120) and job.status == jobs.DONE, job.error
+    result = job.result
+    assert result.saved == path.with_name(path.name + ".safetensors") and not result.message
+    assert result.seconds > 0 and set(result.report.scores) == {"recon-mse", "elbo"}
+    again = anomaly.load_held_out(path, 7)  # as after a restart
+    x = torch.from_numpy(split.test_x[:5])
+    with torch.no_grad():
+        np.testing.assert_allclose(again.model.reconstruct(x), result.model.reconstruct(x), atol=1e-6)
+    assert anomaly.held_out_digit(again.meta) == 7
+    with pytest.raises(CheckpointError, match="digit 3"):
+        anomaly.load_held_out(path, 3)
+
+
+def test_a_held_out_model_that_cannot_be_saved_still_serves(mnist5k, tmp_path):
+    from core import jobs
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    job = jobs.start_held_out(anomaly.held_out_split(mnist5k, 7), "ae", None, save_as=blocked / "m", digit=7, epochs=1)
+    assert job.wait(120) and job.status == jobs.DONE, job.error
+    assert job.result.saved is None and "could not be saved" in job.result.message
+
+
+def test_the_anomaly_page_models_are_shipped():
+    from core.checkpoints import SHIPPED_DIR
+    from core.pretrain import read_manifest
+
+    ckpt = anomaly.load_held_out(SHIPPED_DIR / anomaly.held_out_name("mnist", 5), 5)
+    assert ckpt is not None and ckpt.meta["dataset"]["n_train"] == 60_000 - 5_421  # every training digit but 5s
+    entries = {e.name: e for e in read_manifest()}
+    for digit in range(10):
+        name = anomaly.one_class_name(digit)
+        assert entries[name].classes == [digit] and entries[name].storage == "float16"
+        one = anomaly.load_one_class(SHIPPED_DIR / name, digit)
+        assert one is not None and one.meta["dataset"]["n_train"] > 5_000, name
+    with pytest.raises(anomaly.CheckpointError, match="alone"):
+        anomaly.load_one_class(SHIPPED_DIR / anomaly.one_class_name(3), 4)
+    # Models of part of MNIST stay out of the sidebar and the other pages' pickers.
+    from core.catalog import list_models
+
+    listed = {e.name for e in list_models()}
+    assert "mnist-vae-conv-z16" in listed and not any("-only-" in n or "-without-" in n for n in listed)
+
+
+def test_a_manifest_entry_with_classes_trains_on_those_only(mnist5k):
+    from core.pretrain import Entry
+
+    entry = Entry(name="x", dataset="mnist-5k", model={}, train={"epochs": 1}, classes=[0, 2])
+    picked = entry.select(mnist5k)
+    assert set(picked.train_y) == {0, 2} and set(picked.test_y) == {0, 2}
+    assert len(picked.train_x) == np.isin(mnist5k.train_y, [0, 2]).sum() and "classes 0, 2 only" in picked.source_note
+    assert entry.raw()["classes"] == [0, 2]
+    assert "classes" not in Entry(name="y", dataset="mnist", model={}, train={}).raw()  # old entries unchanged

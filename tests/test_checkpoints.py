@@ -209,3 +209,13 @@ def test_failed_save_leaves_the_old_checkpoint_intact(saved, monkeypatch):
     assert (path.read_bytes(), path.with_suffix(".json").read_text()) == before
     assert not list(path.parent.glob("*.tmp"))
     assert read_meta(path)["card"]["test_loss"] == 99.5
+
+
+def test_saved_files_are_readable_by_everyone(saved):
+    _, weights = saved
+    # A checkpoint is an ordinary file (git keeps 0644): a staged temporary file was left 0600.
+    import os
+    import stat
+
+    for path in (weights, weights.with_suffix(".json")):
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o644, path

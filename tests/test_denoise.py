@@ -223,3 +223,36 @@ def test_the_wavelet_filter_keeps_a_flat_image_as_it_is():
     out = denoise.classical("wavelet")(flat)
     assert np.isfinite(out).all()
     np.testing.assert_array_equal(out[0], flat[0])
+
+
+def test_the_scored_rows_start_with_one_of_each_class_even_in_a_sorted_split():
+    labels = np.repeat(np.arange(10), 500)  # sorted by label, as the offline digits once were
+    batch, val = denoise.split_rows(5000, seed=0, labels=labels)
+    plain, same_val = denoise.split_rows(5000, seed=0)
+    assert sorted(labels[batch[:10]]) == list(range(10)), labels[batch[:10]]
+    assert sorted(batch) == sorted(plain) and np.array_equal(val, same_val) and not set(batch) & set(val)
+
+
+def test_mixed_gives_each_image_one_corruption_at_a_level_within_the_page_range():
+    x = torch.full((600, 1, 28, 28), 0.5)
+    out = corrupt(x, "mixed", 1.0, torch.Generator().manual_seed(0)).flatten(1)
+    assert torch.equal(out, corrupt(x, "mixed", 1.0, torch.Generator().manual_seed(0)).flatten(1))
+    gaussian = ((out != 0) & (out != 0.5) & (out != 1)).any(1)
+    salt = (out == 1).any(1) & ~gaussian
+    black = (out == 0).any(1) & ~gaussian & ~salt  # masking or occlusion
+    square = black & torch.tensor([_is_one_square(img.view(28, 28) == 0) for img in out])
+    assert gaussian.sum() > 100 and salt.sum() > 100 and (black & ~square).sum() > 100 and square.sum() > 100
+    changed = (out != 0.5).float().mean(1)
+    assert changed[salt].max() <= 0.6 + 0.05 and changed[square].max() <= 0.5 + 0.05
+    assert changed[black & ~square].max() <= 0.9 + 0.05
+    milder = corrupt(x, "mixed", 0.25, torch.Generator().manual_seed(0)).flatten(1)
+    assert (milder - 0.5).abs().mean() < 0.5 * (out - 0.5).abs().mean()
+    TrainConfig(noise="mixed", noise_level=1.0).validate()  # a denoising AE can be trained on it
+
+
+def _is_one_square(mask: torch.Tensor) -> bool:
+    """True when the True pixels of ``mask`` (H, W) fill one axis-aligned rectangle."""
+    rows, cols = mask.any(1).nonzero().flatten(), mask.any(0).nonzero().flatten()
+    if len(rows) == 0:
+        return False
+    return bool(mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1].all()) and len(rows) > 1

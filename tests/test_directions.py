@@ -14,11 +14,11 @@ from tests.conftest import ROOT
 
 @pytest.fixture(scope="module")
 def digits(mnist5k):
-    """The shipped β = 1 MLP VAE (latent 10, trained on full MNIST) and the codes of the offline
-    set's 1,000 test digits (the test app's one-epoch models cluster too loosely for arithmetic)."""
+    """The shipped β = 1 MLP VAE (latent 20, trained on full MNIST) and the codes of the offline
+    set's 10,000 test digits (the test app's one-epoch models cluster too loosely for arithmetic)."""
     from core.checkpoints import load_checkpoint
 
-    model = load_checkpoint(ROOT / "checkpoints" / "mnist-bvae-mlp-z10-b1").model
+    model = load_checkpoint(ROOT / "checkpoints" / "mnist-bvae-mlp-z20-b1").model
     return model, encode_codes(model, mnist5k.test_x, mnist5k.test_y)
 
 
@@ -106,3 +106,15 @@ def test_an_mp4_of_a_walk_or_a_clear_error_without_ffmpeg():
         return
     video = mp4_bytes(frames, scale=3)
     assert video[4:8] == b"ftyp" and len(video) > 1000
+
+
+def test_groups_as_text_round_trip_with_ranges_and_bad_text_says_why():
+    rows = [3, 4, 5, 9, 17, 18]
+    assert dirs.format_rows(rows) == "3-5, 9, 17-18"
+    assert dirs.parse_rows("3-5, 9;17 18", 20) == (rows, None)
+    assert dirs.parse_rows(dirs.format_rows(rows).replace(" ", ""), 20) == (rows, None)
+    assert dirs.parse_rows("", 20) == ([], None)
+    for text, why in (("3, 20", "outside 0..19"), ("5-2", "outside"), ("x", "not an image number"), ("1-2-3", "range")):
+        found, problem = dirs.parse_rows(text, 20)
+        assert found == [] and why in problem
+    assert "more than 10" in dirs.parse_rows("0-50", 100, limit=10)[1]

@@ -300,3 +300,21 @@ def test_image_grid_tiles_with_make_grid():
     assert grid5.shape == (16, 32, 3)  # 2 rows of 4, colour kept
     with pytest.raises(ValueError):
         latent.image_grid(np.zeros((0, 1, 4, 4)))
+
+
+def test_example_rows_go_across_classes_or_spread_over_an_unlabelled_set():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    assert latent.example_rows(labels, 6, 4).tolist() == [0, 3, 5, 1]  # one of each class, then the next round
+    assert latent.example_rows(None, 196, 2).tolist() == [49, 147]  # never test #0 twice
+    assert latent.example_rows(None, 1, 2).tolist() == [0] and len(latent.example_rows(labels, 6, 10)) == 6
+
+
+def test_an_input_unlike_the_test_images_is_flagged_and_a_test_image_is_not(vae, mnist5k):
+    typical = latent.typical_inputs(vae, mnist5k.test_x, n=300)
+    assert len(typical.errors) == 300 and np.all(np.diff(typical.errors) >= 0)
+    ok = latent.check_input(vae, mnist5k.test_x[1], typical)
+    assert ok.typical and 0 <= ok.worse_than < 0.995
+    photo = np.random.default_rng(0).uniform(0.2, 0.8, (1, 28, 28)).astype(np.float32)  # all mid-grey
+    flagged = latent.check_input(vae, photo, typical)
+    assert not flagged.typical and flagged.worse_than > 0.9 and flagged.grey == 1.0
+    assert any("mid-grey" in r for r in flagged.reasons) and any("brightness" in r for r in flagged.reasons)

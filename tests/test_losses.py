@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from core.losses import Objective, elbo, gaussian_kl, gaussian_kl_per_dim, reconstruction_nll
+from core.losses import Objective, elbo, gaussian_kl, gaussian_kl_per_dim, pixel_mse, reconstruction_nll
 
 
 def test_bce_reconstruction_by_hand():
@@ -61,3 +61,35 @@ def test_objective_forms():
 def test_objective_rejects_bad_beta(beta, form):
     with pytest.raises(ValueError, match="β"):
         Objective(beta, form)
+
+
+def test_pixel_mse_is_the_mean_over_pixels():
+    # sigmoid(0) = 0.5 everywhere; targets 1, 0, 0.5, 0.5 -> squared errors 0.25, 0.25, 0, 0
+    logits = torch.zeros(1, 1, 2, 2)
+    x = torch.tensor([[[[1.0, 0.0], [0.5, 0.5]]]])
+    assert pixel_mse(logits, x).tolist() == [pytest.approx(0.125)]
+    assert pixel_mse(torch.zeros(3, 1, 28, 28), torch.full((3, 1, 28, 28), 0.5)).abs().max().item() == 0
+
+
+def test_the_talks_objective_uses_the_per_pixel_mse():
+    recon, kl, mse = torch.tensor([100.0]), torch.tensor([2.0]), torch.tensor([0.04])
+    talk = Objective(0.05, "convex-mse")
+    assert talk(recon, kl, mse=mse).item() == pytest.approx(0.95 * 0.04 + 0.05 * 2.0)
+    assert talk(recon, kl, beta=0.0, mse=mse).item() == pytest.approx(0.04)  # β = 0: a plain MSE autoencoder
+    with pytest.raises(ValueError, match="MSE"):
+        talk(recon, kl)
+    with pytest.raises(ValueError, match="0 ≤ β ≤ 1"):
+        Objective(2.0, "convex-mse")
+
+
+def test_objective_of_a_model_output():
+    from core.config import ModelConfig
+    from core.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(8,), image_shape=(1, 4, 4)))
+    x = torch.rand(5, 1, 4, 4)
+    out = model(x)
+    talk = Objective(0.25, "convex-mse").of_output(out, x)
+    assert torch.allclose(talk, 0.75 * pixel_mse(out.logits, x) + 0.25 * out.kl)
+    assert torch.allclose(Objective(0.25, "convex").of_output(out, x), 0.75 * out.recon + 0.25 * out.kl)

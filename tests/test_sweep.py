@@ -170,3 +170,66 @@ def test_a_diverged_model_is_reported_and_the_rest_go_on(monkeypatch):
     res = sweep.run_sweep([0.5, 1.0], cfg, data, TrainConfig(epochs=1), workers=1)
     assert [r.beta for r in res.rows] == [0.5]
     assert "diverged" in res.failures[1.0] and not res.cancelled
+
+
+def _row(beta: float, var: float, form: str = "convex-mse") -> sweep.SweepRow:
+    return sweep.SweepRow(beta, form, 4, var, 0.5, 1.0, [0.25] * 4, 4, 90.0, 0.02, 91.0, 100)
+
+
+def test_the_table_prints_small_variances_with_significant_figures():
+    # Issue 16: with 3 decimals every row below β = 5e-4 read 0.000.
+    text = sweep.format_table([_row(0.0, 4.4e-5), _row(5e-6, 0.0089), _row(0.5, 0.99999905)], talk=True)
+    lines = text.splitlines()[2:]
+    assert "4.4e-05" in lines[0] and "0.0089" in lines[1] and "0.000 " not in text
+    assert lines[2].split()[-1] == "0.999999", "the talk's figure beside ours"
+    assert "talk σ²" in text.splitlines()[0] and "talk" not in sweep.format_table([_row(0.0, 1e-4)])
+
+
+def test_the_talks_column_belongs_to_the_talks_objective():
+    assert sweep.talk_variance(0.5, "convex-mse") == 0.99999905
+    assert sweep.talk_variance(5e-6, "convex-mse") == 0.0089 and sweep.talk_variance(0.0, "convex-mse") == 4.4e-5
+    assert sweep.talk_variance(1.0, "convex-mse") is None, "the talk has no figure at β = 1"
+    assert sweep.talk_variance(0.5, "convex") is None and sweep.talk_variance(0.2, "convex-mse") is None
+    talk = sweep.PRESETS["talk"]
+    assert sweep.parse_betas(talk.betas) == sorted(sweep.TALK_BETAS) and talk.loss_form == "convex-mse"
+
+
+def test_the_page_scores_a_subset_drawn_across_classes(mnist5k):
+    small = sweep.page_test_split(mnist5k, 200)
+    assert len(small.test_x) == 200 and len(small.train_x) == len(mnist5k.train_x)
+    assert np.bincount(small.test_y, minlength=10).min() >= 19, "every digit, not the first 200 items"
+    assert sweep.page_test_split(small, 500) is small
+
+
+def test_the_page_recipe_and_its_time_estimate(mnist5k):
+    tc = sweep.page_train_config(8, "convex-mse")
+    tc.validate()
+    assert (tc.batch_size, tc.lr_schedule, tc.loss_form) == (64, "cosine", "convex-mse")
+    assert sweep.page_model_config(mnist5k, 10).latent_dim == 10
+    quick = sweep.PRESETS["quick"]
+    seconds = sweep.estimate_seconds(len(sweep.parse_betas(quick.betas)), quick.epochs, len(mnist5k.train_x))
+    assert seconds <= 30, "issue 15: the page's sweep shows something within 30 s"
+
+
+def test_the_talks_objective_trains():
+    data = tiny_dataset(32)
+    cfg = ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(8,))
+    res = sweep.run_sweep([0.0, 0.5], cfg, data, TrainConfig(epochs=2, loss_form="convex-mse"), workers=1)
+    assert [r.loss_form for r in res.rows] == ["convex-mse"] * 2
+    # its training loss is on the MSE's scale (a fraction of one), not nats summed over pixels
+    assert res.histories[0.0].epochs[-1].train_loss < 1.0 < res.histories[0.0].epochs[-1].train_recon
+
+
+@pytest.mark.slow
+def test_the_talks_preset_reproduces_the_shape(mnist5k):
+    """Issue 16: β from 0 to 0.5 under (1-β)·MSE + β·KL moves the mean posterior variance from
+    ≈ 0 to ≈ 1, monotonically (the collapsed rows at β ≥ 0.05 equal 1 up to optimisation noise)."""
+    talk = sweep.PRESETS["talk"]
+    data = sweep.page_test_split(mnist5k)
+    betas = [0.0, 5e-6, 5e-4, 5e-3, 0.5]
+    res = sweep.run_sweep(
+        betas, sweep.page_model_config(data, talk.latent), data, sweep.page_train_config(talk.epochs, talk.loss_form)
+    )
+    var = [r.mean_variance for r in res.rows]
+    assert var[0] <= 0.05 and var[-1] >= 0.95
+    assert var == sorted(var), var
