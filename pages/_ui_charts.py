@@ -12,6 +12,7 @@ import streamlit as st
 from core import catalog
 from core.data import REGISTRY
 from core.images import to_png
+from pages._ui_state import presenting
 
 PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -22,9 +23,21 @@ HOVER = "%{customdata[1]}<br>x %{x:.2f}, y %{y:.2f}<extra></extra>"
 # ---------------------------------------------------------------- images
 
 
-def display_scale(shape: tuple[int, ...], target: int) -> int:
-    """Integer upscaling so an image's long side is about ``target`` pixels (crisp pixels)."""
-    return max(1, round(target / max(shape[-2:])))
+PRESENT_MIN = 256  # px: in presenter mode every image's short side is at least this
+
+
+def display_scale(shape: tuple[int, ...], target: int, min_short: int | None = None) -> int:
+    """Integer upscaling (nearest neighbour: crisp pixels) so an image's long side is about
+    ``target`` pixels, and its short side at least ``min_short`` pixels (None: presenter mode's
+    PRESENT_MIN when it is on, else 0)."""
+    h, w = shape[-2:]
+    min_short = min_short_side() if min_short is None else min_short
+    return max(1, round(target / max(h, w)), -(-min_short // max(1, min(h, w))))
+
+
+def min_short_side() -> int:
+    """The smallest short side an image is shown at: PRESENT_MIN in presenter mode, else 0."""
+    return PRESENT_MIN if presenting() else 0
 
 
 def is_faces(entry: catalog.ModelEntry) -> bool:
@@ -66,8 +79,12 @@ def png_download(png: bytes | Callable[[], bytes], file_name: str, key: str) -> 
     )
 
 
-def grid_scale(grid: np.ndarray, target: int = 720) -> int:
-    return max(1, min(6, round(target / max(grid.shape[:2]))))
+def grid_scale(grid: np.ndarray, target: int = 720, min_short: int | None = None) -> int:
+    """Integer upscaling of a grid (H, W[, 3]): long side about ``target`` (at most 6×), short
+    side at least ``min_short`` pixels (None: as in ``display_scale``; at most 16×)."""
+    min_short = min_short_side() if min_short is None else min_short
+    fit = max(1, min(6, round(target / max(grid.shape[:2]))))
+    return max(fit, min(16, -(-min_short // max(1, min(grid.shape[:2])))))
 
 
 def grid_image(grid: np.ndarray, caption: str | None = None, *, file_name: str, key: str, target: int = 720) -> bytes:

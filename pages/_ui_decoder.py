@@ -23,6 +23,8 @@ import numpy as np
 import streamlit as st
 
 from core import browser_decoder as bd
+from core import catalog
+from pages import _ui_state as state_ui
 
 ROOT = Path(__file__).resolve().parent.parent
 STATIC = ROOT / "static"  # served at /app/static/ (resolved against the page's URL in the browser)
@@ -59,7 +61,8 @@ def export_ahead(entries: list) -> None:
 
 def _why_not(cur) -> str | None:
     """Why this page must decode on the server, before looking at the model's decoder."""
-    if st.query_params.get(PARAM) == "server":
+    # A bad value (only "server" means anything) gets a note and leaves the URL.
+    if state_ui.link_value(PARAM, catalog.parse_choice, ("server",), "decoder") == "server":
         return "the link asks for it (decoder=server)"
     if os.environ.get(ENV, "").strip().lower() == "server":
         return f"{ENV}=server"

@@ -77,11 +77,20 @@ def set_test_item(key: str, pick: catalog.TestPick) -> None:
 
 
 def pick_test_item(
-    data: Dataset, key: str, label: str = "Test image", default_index: int = 0, default_class: int = 0
+    data: Dataset,
+    key: str,
+    label: str = "Test image",
+    default_index: int = 0,
+    default_class: int = 0,
+    default_row: int | None = None,
 ) -> tuple[int, str]:
-    """Class (when the data has labels) + index within that class -> (row in test_x, caption)."""
+    """Class (when the data has labels) + index within that class -> (row in test_x, caption).
+    default_row: the test row to open on (instead of default_class and default_index), e.g. one
+    of ``core.latent.example_rows``."""
     names = data.class_names if data.test_y is not None else None
     state = st.session_state
+    if default_row is not None and f"{key}_index" not in state and 0 <= default_row < len(data.test_x):
+        set_test_item(key, catalog.parse_test_row(str(default_row), data, label)[0])
     cols = st.columns(2)
     if names:
         present = sorted(set(np.asarray(data.test_y).tolist()))

@@ -15,6 +15,9 @@ Session-state keys: the convention every page follows
 * **A key names what its value depends on** when the value only makes sense there:
   ``sl_{model}_{i}``, ``dn_level_{noise}``, ``an_thr_{setup}_{digit or model}_{score}``. Each
   model or option keeps its own value, and switching never carries a value out of range.
+* **``present`` (presenter mode, a bool) belongs to the frame**: ``?present=1`` or the sidebar's
+  switch (``present_switch``, which mirrors it) sets it; read it with :func:`presenting`. The
+  talk's position is the frame's ``_talk_pos``.
 * **``model`` and ``dataset`` belong to the sidebar** (``app.py``'s two select boxes). Pages read
   the sidebar's choice through ``_ui_load.current()`` (the ``_entry`` key); a page changes them
   only in a button callback, which runs before the sidebar is drawn (Train's "Open it in the
@@ -22,7 +25,9 @@ Session-state keys: the convention every page follows
 * **Keys starting with "_" are bookkeeping, never settings**: the frame's ``_entry`` (the
   sidebar's ``catalog.ModelEntry``, None without models), ``_link_read`` (the pages whose link
   was read, see ``first_visit``; the frame reads its own under the name ``_app``),
-  ``_link_notes`` (notes waiting to be shown) and ``_notes_slot`` (where they go); and a
+  ``_link_notes`` (notes waiting to be shown) and ``_notes_slot`` (where they go); a bad link
+  value leaves the URL when it is read (``link_value``); ``forget_link`` makes a page read its
+  link again (presenter mode's "next demo"); and a
   page's private markers, which add its prefix: ``_dn_for`` (the model the denoising page
   picked its partners for).
 * **Handing a value to another page**: write the receiving page's key from a button callback,
@@ -43,15 +48,22 @@ Session-state keys: the convention every page follows
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import streamlit as st
 
 
 def intro(title: str, text: str) -> None:
-    """Every page opens with its title and two or three sentences: what you see, the one idea."""
+    """Every page opens with its title and two or three sentences: what you see, the one idea.
+    In presenter mode the sentences fold away (the speaker says them), so the demo starts
+    higher on a 1024×768 screen."""
     st.title(title)
-    st.markdown(text)
+    if presenting():
+        with st.expander("What this shows"):
+            st.markdown(text)
+    else:
+        st.markdown(text)
     notes_slot()
 
 
@@ -72,15 +84,49 @@ def first_visit(page: str) -> bool:
 
 def link_value(name: str, parser: Callable, *args) -> object | None:
     """Parse query parameter ``name`` with a ``catalog.parse_*`` function; a bad value becomes a
-    note shown at the top of the page and the default is used."""
+    note shown at the top of the page, leaves the URL, and the default is used."""
     value, problem = parser(st.query_params.get(name), *args)
     if problem:
         note(problem)
+        drop_param(name)
     return value
 
 
+def drop_param(name: str) -> None:
+    """Remove an unusable value from the URL (the page may write its default back later)."""
+    if name in st.query_params:
+        del st.query_params[name]
+
+
+NOTE_LIMIT = 200  # characters of one note
+WORD_LIMIT = 60  # characters of one word of a note: a value echoed whole from a link is cut here
+_LONG_WORD = re.compile(r"\S{" + str(WORD_LIMIT + 1) + ",}")
+
+
 def note(problem: str) -> None:
+    """Queue a note about the link for ``show_link_notes``. A value echoed without
+    ``catalog.quote`` (a word over WORD_LIMIT characters) is cut, and so is the note (NOTE_LIMIT)."""
+    problem = _LONG_WORD.sub(lambda m: m.group()[: WORD_LIMIT - 1] + "…", str(problem))
+    if len(problem) > NOTE_LIMIT:
+        problem = problem[: NOTE_LIMIT - 1] + "…"
     st.session_state.setdefault("_link_notes", []).append(problem)
+
+
+def forget_link(*pages: str) -> None:
+    """Read these pages' links again on their next run (``first_visit`` is True once more): a
+    "next demo" step opens a bookmark on a page this session has already seen."""
+    seen = st.session_state.setdefault("_link_read", set())
+    seen.difference_update(pages)
+    seen.difference_update(p + "-ends" for p in pages)
+
+
+PRESENT = "present"  # session state and URL (?present=1): presenter mode is on
+
+
+def presenting() -> bool:
+    """Presenter mode (the sidebar's switch or ``?present=1``): pages and image helpers show
+    larger pictures and fit one 1024×768 screen."""
+    return bool(st.session_state.get(PRESENT, False))
 
 
 def show_link_notes() -> None:

@@ -4,6 +4,7 @@ in two setups, with a threshold, the ROC curve, a PCA baseline and the top outli
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -12,6 +13,8 @@ import streamlit as st
 from core import catalog
 from core.anomaly import (
     HELD_OUT_MODEL,
+    HELD_OUT_SECONDS,
+    HELD_OUT_SUBDIR,
     HELD_OUT_TRAIN,
     SCORE_TITLES,
     AnomalySplit,
@@ -20,10 +23,16 @@ from core.anomaly import (
     anomaly_scores,
     cross_dataset_split,
     detect,
+    held_out_name,
     held_out_split,
+    load_held_out,
+    load_one_class,
     most_anomalous,
+    one_class_name,
+    one_class_split,
     threshold_stats,
 )
+from core.checkpoints import CheckpointError, shipped_dir, user_dir
 from core.data import DataError
 from core.jobs import (
     CANCELLED,
@@ -53,8 +62,9 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "tagline": "reconstruction error as a score",
     "blurb": "What a model never saw reconstructs badly: histograms, ROC and the top outliers.",
 }
-SETUPS = {"cross": "Another data set", "held-out": "A digit held out"}
-SCORES = {"recon-mse": "Reconstruction error", "elbo": "−ELBO"}
+SETUPS = {"cross": "Another data set", "held-out": "A digit held out", "one-class": "One digit only"}
+SCORES = {"recon-mse": "Reconstruction error", "recon-edge": "Error per edge", "elbo": "−ELBO"}
+KINDS = tuple(SCORES)  # the scores each setup computes (−ELBO only for a VAE)
 PER_SIDE = 1000  # test images from each data set in the cross-data-set setup
 HELD_OUT_DATA = "mnist-5k"  # the offline subset: the held-out models train on it in seconds
 DIGIT_SHAPE = (1, 28, 28)
@@ -115,7 +125,8 @@ cross_title = f"{SHORT[cur.entry.dataset]} vs {SHORT[partner]}" if partner else 
 @st.cache_resource(max_entries=4, show_spinner="Scoring the test images…")
 def _cross(key: str, mtime: float, normal: str, anomalous: str, _model, _normal, _anomalous) -> tuple:
     split = cross_dataset_split(_normal, _anomalous, max_per_side=PER_SIDE)
-    return split, detect(_model, split, pca_components=PCA_COMPONENTS)
+    pca = PCA_COMPONENTS if len(_normal.train_x) > PCA_COMPONENTS else None  # offline Fashion-MNIST: test images only
+    return split, detect(_model, split, KINDS, pca_components=pca)
 
 
 def cross_setup() -> Setup:
@@ -141,7 +152,7 @@ def cross_setup() -> Setup:
         st.warning(
             f"**{catalog.dataset_title(partner)} is not available here**, so this setup cannot run. "
             + (
-                "Fashion-MNIST is not embedded offline (only a 5,000-digit MNIST subset is). "
+                "Its test set is not in this install's `data/` folder, and the network is not used. "
                 if partner == "fashion-mnist"
                 else ""
             )
@@ -158,8 +169,13 @@ def cross_setup() -> Setup:
         f"**Model**: the sidebar's {cur.entry.label} ({cur.entry.title}), trained on "
         f"{catalog.dataset_title(cur.entry.dataset)} only. **Normal**: {n_norm:,} of its test images "
         f"({normal.source_note}). **Anomalous**: {n_anom:,} {SHORT[partner]} test images "
-        f"({anomalous.source_note}). PCA ({PCA_COMPONENTS} components) is fitted on the same normal "
-        "training images."
+        f"({anomalous.source_note}). "
+        + (
+            f"PCA ({PCA_COMPONENTS} components) is fitted on the same normal training images."
+            if "pca" in report.scores
+            else "No PCA baseline: offline there are no training images of "
+            f"{SHORT[cur.entry.dataset]} to fit it on (start the app with `LATENTLAB_DATA=DIR` for them)."
+        )
     )
     return Setup(
         cur.model,
@@ -183,35 +199,86 @@ def _held_out_jobs() -> SharedJobs[HeldOutProgress, HeldOutResult | None]:
 
 
 def held_out_setup(digit: int) -> Setup:
-    """A small VAE trained here on the offline digits without ``digit``; that digit is the anomaly."""
+    """A small VAE that never saw ``digit`` (shipped, saved earlier or trained here); that digit
+    is the anomaly of the offline MNIST test images."""
     data = load.data(HELD_OUT_DATA, DIGIT_SHAPE, on_missing="raise")
     split = held_out_split(data, digit)
-    hidden, latent = HELD_OUT_MODEL["hidden"][0], HELD_OUT_MODEL["latent_dim"]
-    epochs = HELD_OUT_TRAIN["epochs"]
-    what = (
-        f"a VAE (MLP, {hidden} hidden units, latent {latent}) trained here for {epochs} epochs on the "
-        f"{len(split.train_x):,} training digits of the offline 5,000-digit MNIST subset that are not {digit}"
-    )
-    result = held_out_model(digit, split, what)
+    model, report, what = held_out_model(digit, split)
     n_anom = int(split.is_anomaly.sum())
     about = (
         f"**Model**: {what} (the sidebar's model saw every digit, so it cannot take part). "
         f"**Normal**: the {len(split.is_anomaly) - n_anom:,} test digits other than {digit}. "
-        f"**Anomalous**: the {n_anom} test {digit}s. PCA ({PCA_COMPONENTS} components) is fitted on the "
-        "same training digits."
+        f"**Anomalous**: the {n_anom:,} test {digit}s. PCA ({PCA_COMPONENTS} components) is fitted on the "
+        f"{len(split.train_x):,} offline training digits other than {digit}."
     )
-    return Setup(
-        result.model, split, result.report, ("other digits", f"{digit}s"), about, data.class_names, True, DIGIT_SHAPE
+    return Setup(model, split, report, ("other digits", f"{digit}s"), about, data.class_names, True, DIGIT_SHAPE)
+
+
+def recipe(digit: int, n_train: int, epochs: int) -> str:
+    hidden, latent = HELD_OUT_MODEL["hidden"][0], HELD_OUT_MODEL["latent_dim"]
+    return (
+        f"a VAE (MLP, {hidden} hidden units, latent {latent}) trained for {epochs} epochs on the "
+        f"{n_train:,} MNIST training digits that are not {digit}"
     )
 
 
-def held_out_model(digit: int, split: AnomalySplit, what: str) -> HeldOutResult:
-    """The trained model for ``digit`` and its scores. Until it is there the script stops here,
-    under the train button, the training's progress, or why the last run ended."""
+def short(folder: Path) -> str:
+    """A folder by its last two names ("`user_checkpoints/anomaly`"): where, without the server's path."""
+    return f"`{folder.parent.name}/{folder.name}`"
+
+
+def saved_paths(digit: int) -> list[Path]:
+    """Where a held-out model of ``digit`` may already be: shipped, then trained here earlier."""
+    return [
+        shipped_dir() / held_out_name("mnist", digit),
+        user_dir() / HELD_OUT_SUBDIR / held_out_name(HELD_OUT_DATA, digit),
+    ]
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model and scoring the test images…")
+def _saved(path: str, mtime: float, digit: int, _split: AnomalySplit) -> tuple:
+    ckpt = load_held_out(Path(path), digit)
+    return ckpt, detect(ckpt.model, _split, KINDS, pca_components=PCA_COMPONENTS)
+
+
+def saved_model(digit: int, split: AnomalySplit) -> tuple | None:
+    """(model, report, what) of a held-out model on disk, or None; a broken file gets a note."""
+    for path in saved_paths(digit):
+        meta = path.with_name(path.name + ".json")
+        if not meta.is_file():
+            continue
+        try:
+            ckpt, report = _saved(str(path), meta.stat().st_mtime, digit, split)
+        except CheckpointError as exc:
+            st.caption(f"A saved model was skipped: {exc}")
+            continue
+        info = ckpt.meta.get("dataset", {})
+        what = recipe(digit, int(info.get("n_train", 0)), len(ckpt.meta.get("history", {}).get("epochs", [])) or 0)
+        where = (
+            "shipped with the app" if path.parent == shipped_dir() else f"trained here and kept in {short(path.parent)}"
+        )
+        return ckpt.model, report, f"{what}, {where}"
+    return None
+
+
+def held_out_model(digit: int, split: AnomalySplit) -> tuple:
+    """(model, report, what) for ``digit``. Until there is one the script stops here, under the
+    train button, the training's progress, or why the last run ended."""
     jobs = _held_out_jobs()
     job = jobs.get(digit)
+    what = recipe(digit, len(split.train_x), HELD_OUT_TRAIN["epochs"])
     if job is not None and job.status == DONE and job.result is not None:
-        return job.result
+        r = job.result
+        if r.message:
+            st.warning(f"The model was trained, but {r.message}")
+        return (
+            r.model,
+            r.report,
+            f"{what}, trained here in {r.seconds:.0f} s" + (f" and kept in {short(r.saved.parent)}" if r.saved else ""),
+        )
+    found = saved_model(digit, split)
+    if found is not None:
+        return found
     if job is not None and not job.done:
         state["an_job"] = job  # this session follows it (the tests wait on it)
         training_view(job, digit)
@@ -221,11 +288,52 @@ def held_out_model(digit: int, split: AnomalySplit, what: str) -> HeldOutResult:
             st.error(f"Training stopped with an error: {describe_error(job.error)}")
         elif job.status == CANCELLED:
             st.warning("Training was cancelled, so there is no model yet. Start it again below.")
-    st.info(f"This setup needs {what}. It takes a few seconds on a CPU and is kept for later visits.")
+    st.info(
+        f"This setup needs {what}. Training runs in the background on one CPU core and takes about "
+        f"{HELD_OUT_SECONDS} s (longer when other runs share the server); the model is then saved with the "
+        f"models trained here ({short(user_dir() / HELD_OUT_SUBDIR)}) and reused, also after a restart."
+    )
     if st.button(f":material/model_training: Train without the {digit}s", key="an_train", type="primary"):
-        state["an_job"] = jobs.start(digit, lambda: start_held_out(split, "vae", PCA_COMPONENTS))
+        save_as = saved_paths(digit)[1]
+        state["an_job"] = jobs.start(
+            digit, lambda: start_held_out(split, "vae", PCA_COMPONENTS, save_as=save_as, digit=digit, kinds=KINDS)
+        )
         st.rerun()
     st.stop()
+
+
+# ---------------------------------------------------------------- the one-class setup
+@st.cache_resource(max_entries=4, show_spinner="Loading the model and scoring the test images…")
+def _one_class(path: str, mtime: float, digit: int, _split: AnomalySplit) -> tuple:
+    ckpt = load_one_class(Path(path), digit)
+    return ckpt, detect(ckpt.model, _split, KINDS, pca_components=PCA_COMPONENTS)
+
+
+def one_class_setup(digit: int) -> Setup:
+    """A small AE shipped with the app that saw only ``digit``; the other nine are anomalies."""
+    data = load.data(HELD_OUT_DATA, DIGIT_SHAPE, on_missing="raise")
+    split = one_class_split(data, digit)
+    path = shipped_dir() / one_class_name(digit)
+    meta = path.with_name(path.name + ".json")
+    try:
+        ckpt, report = _one_class(str(path), meta.stat().st_mtime, digit, split) if meta.is_file() else (None, None)
+    except CheckpointError as exc:
+        ckpt, report = None, exc
+    if ckpt is None:
+        st.info(
+            f"The one-class model of the {digit}s is not in this install's models ({path.parent}): "
+            f"{report or 'rebuild it with `python -m core pretrain --only ' + path.name + '`'}."
+        )
+        st.stop()
+    m, n_norm = ckpt.config, int((~split.is_anomaly).sum())
+    about = (
+        f"**Model**: an autoencoder (MLP, {m.hidden[0]} hidden units, latent {m.latent_dim}) shipped with the app, "
+        f"trained on the {ckpt.meta['dataset']['n_train']:,} MNIST training images of {digit} only. "
+        f"**Normal**: the {n_norm:,} test {digit}s. **Anomalous**: the other {len(split.test_x) - n_norm:,} test "
+        f"digits. PCA ({PCA_COMPONENTS} components) is fitted on the {len(split.train_x):,} offline training "
+        f"{digit}s."
+    )
+    return Setup(ckpt.model, split, report, (f"{digit}s", "other digits"), about, data.class_names, True, DIGIT_SHAPE)
 
 
 def training_view(job: Job[HeldOutProgress, HeldOutResult | None], digit: int) -> None:
@@ -241,8 +349,9 @@ def training_view(job: Job[HeldOutProgress, HeldOutResult | None], digit: int) -
             text = "Waiting for a free core: other runs are training on this server…"
         elif p.total_steps and p.step >= p.total_steps:
             text = "Scoring the test images…"
-        elif p.total_steps:
-            text = f"Training… step {p.step} of {p.total_steps}, loss {p.loss:.0f} nats"
+        elif p.total_steps and p.step:
+            left = job.elapsed * (p.total_steps - p.step) / p.step
+            text = f"Training… step {p.step} of {p.total_steps}, loss {p.loss:.0f} nats, about {left:.0f} s left"
         else:
             text = "Training…"
         st.progress(min(1.0, p.fraction), text=f"Without the {digit}s · {text}")
@@ -268,11 +377,15 @@ setup_id = controls[0].segmented_control(
     required=True,
     key="an_setup",
     help="Another data set: the sidebar's model, its own test images against another data set's. "
-    "A digit held out: a small VAE trained here without one digit, which is then the anomaly.",
+    "A digit held out: a small VAE that never saw one digit, which is then the anomaly. One digit only: a "
+    "small AE that saw only one digit; the other nine are the anomalies.",
 )
 if setup_id == "held-out":
     digit = controls[1].selectbox("Held-out digit", list(range(10)), key="an_digit")
     setup = held_out_setup(int(digit))
+elif setup_id == "one-class":
+    digit = controls[1].selectbox("Normal digit", list(range(10)), key="an_digit")
+    setup = one_class_setup(int(digit))
 else:
     digit = None
     setup = cross_setup()
@@ -285,21 +398,30 @@ kind = controls[2].segmented_control(
     format_func=SCORES.get,
     required=True,
     key="an_score",
-    help="Reconstruction error: mean squared error per pixel through the code mean. −ELBO: the VAE's "
-    "loss in nats, reconstruction plus KL of the code (a plain AE has none).",
+    help="Reconstruction error: mean squared error per pixel through the code mean. Error per edge: the "
+    "squared error summed over pixels divided by the image's edge length (total variation), so a simple image "
+    "(a 1) is not passed as normal just for having little ink to get wrong. −ELBO: the VAE's loss in nats, "
+    "reconstruction plus KL of the code (a plain AE has none).",
 )
 st.markdown(setup.about)
 
 split, report = setup.split, setup.report
 scores, is_anomaly = report.scores[kind], split.is_anomaly
-cols = st.columns(3)
-for col, name in zip(cols, [*available, "pca"], strict=False):
-    title = "PCA baseline" if name == "pca" else SCORES[name]
+baseline = "pca-edge" if kind == "recon-edge" else "pca"  # PCA scored the same way, where there is one
+shown = [*available, *([baseline] if baseline in report.scores else [])]
+cols = st.columns(len(shown))
+for col, name in zip(cols, shown, strict=True):
+    title = "PCA baseline" if name.startswith("pca") else SCORES[name]
     col.metric(
         f"AUROC · {title}",
         f"{report.auroc[name]:.3f}",
         help="The chance that a random anomaly scores higher than a random normal image: 0.5 is guessing, 1 is "
-        "perfect. " + ("PCA: the reconstruction error (MSE) of a linear projection." if name == "pca" else ""),
+        "perfect. "
+        + (
+            "PCA: the reconstruction error of a linear projection, scored as the chosen score."
+            if title[0] == "P"
+            else ""
+        ),
     )
 if report.auroc[kind] < 0.5:
     st.caption(
@@ -336,8 +458,8 @@ def your_image() -> tuple[np.ndarray, float] | None:
 
 
 # ---------------------------------------------------------------- threshold, histogram, ROC
-fmt = "%.4f" if kind == "recon-mse" else "%.1f"
-unit = "MSE per pixel" if kind == "recon-mse" else "nats"
+fmt = "%.1f" if kind == "elbo" else "%.4f"
+unit = {"recon-mse": "MSE per pixel", "recon-edge": "squared error per unit of edge", "elbo": "nats"}[kind]
 
 
 def number(v: float) -> str:
@@ -434,16 +556,16 @@ def roc_figure(stats: ThresholdStats) -> go.Figure:
     """The ROC curves of the score and of the PCA baseline, with the threshold's point on them."""
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#bbb", "dash": "dot"}))
-    for name in (kind, "pca"):
+    for name in (kind, baseline) if baseline in report.curves else (kind,):
         c = report.curves[name]
-        title = "PCA baseline" if name == "pca" else SCORES[name]
+        title = "PCA baseline" if name == baseline else SCORES[name]
         fig.add_trace(
             go.Scatter(
                 x=c.fpr,
                 y=c.tpr,
                 mode="lines",
                 name=f"{title} (AUROC {c.auroc:.3f})",
-                line={"color": COLOURS["pca"] if name == "pca" else COLOURS["anomalous"]},
+                line={"color": COLOURS["pca"] if name == baseline else COLOURS["anomalous"]},
             )
         )
     fig.add_trace(

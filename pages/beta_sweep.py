@@ -8,15 +8,29 @@ import numpy as np
 import streamlit as st
 
 from core import catalog
-from core.config import KINDS, ConfigError
-from core.data import Dataset
+from core.config import ConfigError
+from core.data import REGISTRY, Dataset
 from core.images import to_png
 from core.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, start_sweep
-from core.latent import image_grid
-from core.sweep import BetaImages, SweepResult, SweepRow, beta_images, parse_betas, rows_from_models
-from core.train import TrainConfig
+from core.latent import example_rows, image_grid
+from core.losses import LOSS_FORMS
+from core.sweep import (
+    PAGE_HIDDEN,
+    PAGE_TEST_IMAGES,
+    PRESETS,
+    BetaImages,
+    SweepResult,
+    SweepRow,
+    beta_images,
+    estimate_seconds,
+    page_model_config,
+    page_test_split,
+    page_train_config,
+    parse_betas,
+    rows_from_models,
+    talk_variance,
+)
 from pages import _ui_charts as charts
-from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
@@ -26,14 +40,18 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "beta-sweep",
     "section": "Experiments",
     "order": 10,
-    "params": (),
+    "params": ("family", "data", "betas", "epochs", "latent", "loss"),
     "tagline": "one VAE per β, side by side",
     "blurb": "β trades reconstruction for KL: the code empties towards the prior; run a sweep yourself.",
 }
 N_IMAGES = 8  # samples and reconstructions per β
-DEFAULT_BETAS = "0.1, 0.5, 1, 2, 4, 8"
-HIDDEN = (256,)  # the sweep's MLP, as the shipped β family: 784-256-z
 POLL_S = 0.5
+LOSS_LABELS = {
+    "standard": "recon + β·KL",
+    "convex": "(1−β)·recon + β·KL",
+    "convex-mse": "(1−β)·MSE + β·KL (the talk's)",
+}
+MAX_LATENT = 128
 
 state_ui.intro(
     "β sweep",
@@ -47,6 +65,49 @@ that pressure leaves fewer dimensions in use, each for one independent factor of
 """,
 )
 state = st.session_state
+QUICK = PRESETS["quick"]
+FORM_DEFAULTS = {  # the form opens on the quick sweep
+    "bs_dataset": "mnist-5k",
+    "bs_betas": QUICK.betas,
+    "bs_epochs": QUICK.epochs,
+    "bs_latent": QUICK.latent,
+    "bs_form_kind": QUICK.loss_form,
+}
+
+
+def betas_from_link(text: str | None) -> tuple[str | None, str | None]:
+    """The link's β values, kept as typed when they make a sweep; else a problem."""
+    if text is None:
+        return None, None
+    try:
+        parse_betas(text)
+    except ConfigError as exc:
+        return None, f"β values {catalog.quote(text)}: {exc}"
+    return text, None
+
+
+def read_link(family_keys: list[str]) -> None:
+    """Every setting the page shows, from the link (once per session)."""
+    family = state_ui.link_value("family", catalog.parse_choice, family_keys, "β family")
+    if family is not None:
+        state["bs_family"] = family_keys.index(family)
+    values = {
+        "bs_dataset": state_ui.link_value("data", catalog.parse_choice, list(REGISTRY), "data set"),
+        "bs_betas": state_ui.link_value("betas", betas_from_link),
+        "bs_epochs": state_ui.link_value("epochs", catalog.parse_int, 1, 1000, "epochs"),
+        "bs_latent": state_ui.link_value("latent", catalog.parse_int, 1, MAX_LATENT, "latent size"),
+        "bs_form_kind": state_ui.link_value("loss", catalog.parse_choice, LOSS_FORMS, "loss"),
+    }
+    state.update({k: v for k, v in values.items() if v is not None})
+
+
+families = catalog.beta_families(load.models())
+FAMILY_KEYS = [f[0].key for f in families]
+if state_ui.first_visit(PAGE["url_path"]):
+    read_link(FAMILY_KEYS)
+state_ui.show_link_notes()
+for _key, _value in FORM_DEFAULTS.items():
+    state.setdefault(_key, _value)
 
 
 @dataclass
@@ -59,6 +120,7 @@ class Series:
     images: list[BetaImages]
     originals: np.ndarray
     note: str
+    originals_label: str = "test images"
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring the β family on the test images…")
@@ -67,7 +129,20 @@ def family_figures(
 ) -> tuple[list[SweepRow], list[BetaImages]]:
     """The table rows and images of a family of checkpoints, cached per keys, mtimes and data."""
     rows = rows_from_models(_models, _data.test_x, _data.test_y)
-    return rows, beta_images(_models, _data.test_x[:N_IMAGES], N_IMAGES)
+    return rows, beta_images(_models, examples(_data), N_IMAGES)
+
+
+def examples(data: Dataset) -> np.ndarray:
+    """The test images every β reconstructs (N_IMAGES, C, H, W): drawn across the classes."""
+    return data.test_x[example_rows(data.test_y, len(data.test_x), N_IMAGES)]
+
+
+def examples_label(data: Dataset) -> str:
+    """The test-images row's label: their classes, where the data have labels."""
+    rows = example_rows(data.test_y, len(data.test_x), N_IMAGES)
+    if data.test_y is None or not data.class_names:
+        return "test images"
+    return "test images: " + ", ".join(data.class_names[int(c)] for c in data.test_y[rows])
 
 
 def describe_family(family: list[catalog.ModelEntry]) -> str:
@@ -79,17 +154,13 @@ def describe_family(family: list[catalog.ModelEntry]) -> str:
 # ---------------------------------------------------------------- the sets of rows
 
 series: list[Series] = []
-families = catalog.beta_families(load.models())
 if families:
-    default = next((i for i, f in enumerate(families) if f[0].dataset == state.get("dataset")), 0)
-    pick = 0
+    if state.get("bs_family") not in range(len(families)):
+        state["bs_family"] = next((i for i, f in enumerate(families) if f[0].dataset == state.get("dataset")), 0)
+    pick = state["bs_family"]
     if len(families) > 1:
         pick = st.selectbox(
-            "β family",
-            range(len(families)),
-            index=default,
-            format_func=lambda i: describe_family(families[i]),
-            key="bs_family",
+            "β family", range(len(families)), format_func=lambda i: describe_family(families[i]), key="bs_family"
         )
     family = families[pick]
     data = load.data_of(family[0], on_missing="warn")
@@ -106,7 +177,7 @@ if families:
             f"measured on {len(data.test_x):,} test images ({data.source_note})."
         )
         label = "shipped" if family[0].source == "shipped" else "installed"
-        series.append(Series(label, rows, images, data.test_x[:N_IMAGES], note))
+        series.append(Series(label, rows, images, examples(data), note, examples_label(data)))
 elif not state.get("bs_runs"):
     st.info("No β family (VAEs that differ only in β) is installed here: run a sweep below to make one.")
 series.extend(state.get("bs_runs", []))
@@ -116,40 +187,55 @@ series.extend(state.get("bs_runs", []))
 
 
 def table(all_series: list[Series]):
-    """β | mean posterior variance | mean |μ| | KL | active units | reconstruction | test loss."""
+    """β | mean posterior variance | mean |μ| | KL | active units | reconstruction | test loss, and
+    the talk's published variance beside ours when a set was trained with the talk's objective."""
     import pandas as pd
 
-    return pd.DataFrame.from_records(
-        [
-            {
-                "set": s.label,
-                "β": r.beta,
-                "mean posterior variance": r.mean_variance,
-                "mean |μ|": r.mean_abs_mu,
-                "KL": r.kl_total,
-                "active units": f"{r.active_units} / {r.latent_dim}",
-                "reconstruction": r.recon,
-                "test loss": r.test_loss,
-            }
-            for s in all_series
-            for r in s.rows
-        ]
-    )
+    records = []
+    for s in all_series:
+        for r in s.rows:
+            records.append(
+                {
+                    "set": s.label,
+                    "β": r.beta,
+                    "mean posterior variance": r.mean_variance,
+                    "mean |μ|": r.mean_abs_mu,
+                    "KL": r.kl_total,
+                    "active units": f"{r.active_units} / {r.latent_dim}",
+                    "reconstruction": r.recon,
+                    "test loss": r.test_loss,
+                }
+            )
+            published = talk_variance(r.beta, r.loss_form)
+            if published is not None:
+                records[-1]["the talk's variance"] = f"{published:.8g}"
+    df = pd.DataFrame.from_records(records)
+    if "the talk's variance" in df:
+        df["the talk's variance"] = df["the talk's variance"].fillna("")
+    return df
 
 
 COLUMNS = {
     "β": st.column_config.NumberColumn(format="%g"),
     "mean posterior variance": st.column_config.NumberColumn(
-        format="%.3f", help="σ² averaged over images and dimensions; the prior's is 1"
+        format="%.4g", help="σ² averaged over images and dimensions; the prior's is 1"
     ),
-    "mean |μ|": st.column_config.NumberColumn(format="%.3f", help="|μ| averaged over images and dimensions"),
-    "KL": st.column_config.NumberColumn(format="%.2f", help="KL(q(z|x) ‖ N(0, I)) in nats per image"),
+    "mean |μ|": st.column_config.NumberColumn(format="%.4g", help="|μ| averaged over images and dimensions"),
+    "KL": st.column_config.NumberColumn(format="%.4g", help="KL(q(z|x) ‖ N(0, I)) in nats per image"),
     "active units": st.column_config.TextColumn(help="dimensions whose μ varies over the images (variance > 0.01)"),
     "reconstruction": st.column_config.NumberColumn(format="%.2f", help="nats per image: lower is sharper"),
     "test loss": st.column_config.NumberColumn(
         format="%.2f", help="the negative ELBO (reconstruction + KL, i.e. β = 1), comparable across β"
     ),
+    "the talk's variance": st.column_config.TextColumn(
+        help="The seed talk's published mean posterior variance for this β, trained with (1−β)·MSE + β·KL"
+    ),
 }
+
+
+# Half of a 1024-px-wide window is about 300 px: short titles, the legend under the plot.
+CHART_HEIGHT = 420
+LEGEND = {"orientation": "h", "yanchor": "top", "y": -0.25, "x": 0}
 
 
 def kl_figure(s: Series):
@@ -169,13 +255,16 @@ def kl_figure(s: Series):
                 hovertemplate=f"β = {r.beta:g}<br>rank %{{x}}: %{{y:.2f}} nats<extra></extra>",
             )
         )
+    dims = max((len(r.kl_per_dim) for r in s.rows), default=1)
     fig.update_layout(
-        height=380,
+        height=CHART_HEIGHT,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title=f"KL per latent dimension ({s.label})",
-        xaxis_title="latent dimension, sorted by its KL",
+        title=f"KL per dimension ({s.label})",
+        xaxis_title="dimension, by its KL",
         yaxis_title="KL (nats per image)",
-        xaxis={"dtick": 1},
+        xaxis={"dtick": 1 if dims <= 10 else 5, "automargin": True},
+        yaxis={"automargin": True},
+        legend=LEGEND,
     )
     return fig
 
@@ -202,12 +291,14 @@ def tradeoff_figure(all_series: list[Series]):
             )
         )
     fig.update_layout(
-        height=380,
+        height=CHART_HEIGHT,
         margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title="The trade-off: reconstruction against KL",
-        xaxis_title="KL (nats per image): what the code tells about the image",
+        title="Reconstruction against KL",
+        xaxis_title="KL (nats per image)",
         yaxis_title="reconstruction (nats per image)",
-        legend={"orientation": "h", "y": -0.2},
+        xaxis={"automargin": True},
+        yaxis={"automargin": True},
+        legend=LEGEND,
     )
     return fig
 
@@ -223,7 +314,7 @@ def show_images(s: Series) -> None:
     head[1].markdown("**Samples from the prior**, the same codes for every β")
     head[2].markdown("**Reconstructions** of the test images in the top row")
     row = st.columns(widths, vertical_alignment="center")
-    row[0].markdown("test images")
+    row[0].markdown(s.originals_label)
     row[2].image(strip(s.originals), output_format="PNG")
     for im in s.images:
         row = st.columns(widths, vertical_alignment="center")
@@ -265,7 +356,8 @@ if series:
         st.plotly_chart(tradeoff_figure(series), config=charts.plotly_config("beta-sweep-tradeoff"), key="bs_tradeoff")
     st.caption(
         "Left: a dimension with KL near 0 carries nothing about the image (its posterior is the prior). "
-        "Right: each step up in β gives up reconstruction to save KL. Camera icon: save a plot as PNG."
+        "Right: each step up in β gives up reconstruction to save KL, what the code tells about the image. "
+        "Camera icon: save a plot as PNG."
     )
     st.subheader(f"What each β draws and reconstructs ({shown.label})")
     show_images(shown)
@@ -278,60 +370,90 @@ def add_run(result: SweepResult, data: Dataset, settings: dict) -> None:
     """Turn a finished (or cancelled) sweep into a Series in the session."""
     runs = state.setdefault("bs_runs", [])
     label = f"your sweep {len(runs) + 1}"
-    x = data.test_x[:N_IMAGES]
+    x = examples(data)
     images = beta_images(result.models, x, N_IMAGES) if result.models else []
     done = f"{len(result.rows)} of {settings['n']} models" if result.cancelled else f"{len(result.rows)} models"
     note = (
-        f"{done} ({'cancelled' if result.cancelled else 'finished'}), {settings['form']} loss, latent "
-        f"{settings['latent']}, {settings['epochs']} epoch(s) each on {data.describe()}; "
-        f"{result.seconds:.1f} s in all."
+        f"{done} ({'cancelled' if result.cancelled else 'finished'}), {settings['form']} loss "
+        f"({LOSS_LABELS[settings['form']]}), latent {settings['latent']}, {settings['epochs']} epoch(s) each on "
+        f"{data.describe()}; measured on {len(data.test_x):,} test images drawn across the classes. "
+        f"It took {result.seconds:.1f} s on this machine."
     )
     if result.failures:
         note += " Diverged: " + "; ".join(f"β={b:g}: {msg}" for b, msg in result.failures.items())
     if result.rows:
-        runs.append(Series(label, result.rows, images, x, note))
+        runs.append(Series(label, result.rows, images, x, note, examples_label(data)))
         state["bs_show_next"] = label  # plotted from the next run on (the control exists in this one)
     state["bs_last"] = note
 
 
-st.subheader("Run a sweep now")
-with st.form("bs_form"):
-    cols = st.columns([1.3, 1.6, 0.7, 0.7, 1.2])
-    dataset_name = inputs.dataset_picker(
-        cols[0], "bs_dataset", "MNIST 5,000 digits and LFW faces are always here; the others need a data folder."
-    )
-    betas_text = cols[1].text_input("β values", DEFAULT_BETAS, key="bs_betas", help="One model per value")
-    epochs = cols[2].number_input("Epochs", value=3, step=1, key="bs_epochs")
-    latent = cols[3].number_input("Latent size", value=10, step=1, key="bs_latent")
-    form = cols[4].radio(
-        "Loss",
-        ["standard", "convex"],
-        format_func=lambda f: "recon + β·KL" if f == "standard" else "(1−β)·recon + β·KL",
-        key="bs_form_kind",
-        help="The convex form keeps the loss's scale and needs 0 ≤ β ≤ 1.",
-    )
-    job: Job[SweepProgress, SweepResult] | None = state.get("bs_job")
-    busy = job is not None and not job.done
-    submitted = st.form_submit_button("Run the sweep", type="primary", disabled=busy)
-st.caption(
-    f"Each model is an MLP VAE (784–{HIDDEN[0]}–z), Adam at 10⁻³, batches of 128, trained one after "
-    "another on this machine: six models of 3 epochs on the 5,000 digits take about ten seconds."
-)
+def use_preset(key: str) -> None:
+    """A preset's button: its settings into the form, and run it (button callbacks run first)."""
+    p = PRESETS[key]
+    state.update(bs_betas=p.betas, bs_epochs=p.epochs, bs_latent=p.latent, bs_form_kind=p.loss_form, bs_run_now=True)
 
-if submitted and not busy:
+
+def start(dataset_name: str, betas_text: str, epochs, latent, form: str) -> None:
+    """Check the settings and start the sweep in the background (a message when it cannot run)."""
     try:
         betas = parse_betas(betas_text)
         data = load.data(dataset_name, on_missing="error")
-        if data is not None:
-            mcfg = KINDS["vae"].model_config(data.image_shape, arch="mlp", latent_dim=int(latent), hidden=HIDDEN)
-            tcfg = TrainConfig(epochs=int(epochs), batch_size=128, lr=1e-3, loss_form=form, seed=0)
-            state["bs_job"] = start_sweep(betas, mcfg, data, tcfg)
-            state["bs_settings"] = {"n": len(betas), "form": form, "latent": int(latent), "epochs": int(epochs)}
-            state["bs_data"] = data
-            state.pop("bs_last", None)
-            st.rerun()
+        if data is None:
+            return
+        data = page_test_split(data)
+        state["bs_job"] = start_sweep(betas, page_model_config(data, latent), data, page_train_config(epochs, form))
     except ConfigError as exc:
         st.error(f"This sweep cannot run: {exc}.")
+        return
+    state["bs_settings"] = {"n": len(betas), "form": form, "latent": int(latent), "epochs": int(epochs)}
+    state["bs_data"] = data
+    state.pop("bs_last", None)
+    st.rerun()
+
+
+st.subheader("Run a sweep now")
+job: Job[SweepProgress, SweepResult] | None = state.get("bs_job")
+busy = job is not None and not job.done
+preset_cols = st.columns(len(PRESETS))
+for col, p in zip(preset_cols, PRESETS.values(), strict=True):
+    n = len(parse_betas(p.betas))
+    col.button(
+        f"{p.label}: {n} models, about {estimate_seconds(n, p.epochs, 5_000):.0f} s",
+        on_click=use_preset,
+        args=(p.key,),
+        disabled=busy,
+        key=f"bs_preset_{p.key}",
+        help=p.note or None,
+        icon=":material/play_arrow:",
+    )
+with st.form("bs_form"):
+    cols = st.columns([1.3, 1.6, 0.7, 0.7, 1.5])
+    dataset_name = cols[0].selectbox(
+        "Data set",
+        list(REGISTRY),
+        format_func=catalog.dataset_title,
+        key="bs_dataset",
+        help="MNIST 5,000 digits and LFW faces are always here; the others need a data folder.",
+    )
+    betas_text = cols[1].text_input("β values", key="bs_betas", help="One model per value")
+    epochs = cols[2].number_input("Epochs", step=1, key="bs_epochs")
+    latent = cols[3].number_input("Latent size", step=1, key="bs_latent")
+    form = cols[4].radio(
+        "Loss",
+        LOSS_FORMS,
+        format_func=LOSS_LABELS.get,
+        key="bs_form_kind",
+        help="The convex forms keep the loss's scale and need 0 ≤ β ≤ 1; the talk's uses the per-pixel MSE.",
+    )
+    submitted = st.form_submit_button("Run the sweep", type="primary", disabled=busy)
+st.caption(
+    f"Each model is an MLP VAE (784–{PAGE_HIDDEN[0]}–z): batches of 64, Adam at 2·10⁻³ decayed on a cosine, "
+    f"trained one after another on this machine and scored on {PAGE_TEST_IMAGES:,} test images. On the 5,000 "
+    f"digits with 2 CPU cores each model-epoch takes about {estimate_seconds(1, 1, 5_000):.1f} s (measured): "
+    "a busier machine takes longer, and the run's own time shows when it ends."
+)
+if (submitted or state.pop("bs_run_now", False)) and not busy:
+    start(dataset_name, betas_text, epochs, latent, form)
 
 job = state.get("bs_job")
 if job is not None and not job.done:
@@ -369,3 +491,12 @@ elif job is not None:
 
 if state.get("bs_last"):
     {"error": st.error, "warning": st.warning}.get(state.get("bs_last_kind"), st.success)(state["bs_last"])
+
+state_ui.set_link(
+    family=FAMILY_KEYS[state["bs_family"]] if len(families) > 1 else None,
+    data=state["bs_dataset"],
+    betas=state["bs_betas"],
+    epochs=state["bs_epochs"],
+    latent=state["bs_latent"],
+    loss=state["bs_form_kind"],
+)

@@ -30,10 +30,12 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "denoising",
     "section": "Experiments",
     "order": 20,
-    "params": ("noise", "level"),
+    "params": ("noise", "level", "input", "rows", "draw", "dae", "vae", "ae"),
     "tagline": "a denoising AE against filters",
     "blurb": "Corrupt test images; compare autoencoders, PCA and scikit-image by PSNR and SSIM.",
 }
+PAGE_CORRUPTIONS = tuple(k for k, c in CORRUPTIONS.items() if c.on_page)  # "mixed" is for training only
+MAX_ROWS, MAX_DRAW = 8, 9999  # the rows-shown slider's top; the largest "Other images" draw in a link
 ROLE_TITLES = {"dae": "Denoising AE", "vae": "VAE", "ae": "Plain AE"}
 ROLE_NAMES = {"dae": "denoising AE", "vae": "VAE", "ae": "plain AE"}  # in a sentence
 COLOURS = {
@@ -58,8 +60,24 @@ that (the denoising AE) does it best, while filters that know nothing of digits 
 
 cur = load.current()
 state = st.session_state
-if state_ui.first_visit(PAGE["url_path"]):
-    asked = state_ui.link_value("noise", catalog.parse_choice, CORRUPTIONS, "corruption")
+SOURCES = {"test": "Test images", "upload": "Upload"}
+if inputs.can_draw(cur):
+    SOURCES["draw"] = "Draw"
+
+# ---------------------------------------------------------------- the models for the columns
+candidates = catalog.denoiser_candidates(load.models(), cur.entry)
+# The default denoising AE is one trained on every corruption (after the sidebar's own model).
+candidates["dae"].sort(key=lambda e: (e.key != cur.entry.key, e.noise != "mixed"))
+if state.get("_dn_for") != cur.key:  # a new sidebar model: pick its partners afresh
+    state["_dn_for"] = cur.key
+    for role in catalog.DENOISER_ROLES:
+        state.pop(f"dn_{role}", None)
+by_key = {e.key: e for models in candidates.values() for e in models}
+
+
+def read_link() -> None:
+    """The link's settings, once per session: corruption, level, input, rows, draw, models."""
+    asked = state_ui.link_value("noise", catalog.parse_choice, PAGE_CORRUPTIONS, "corruption")
     if asked is not None:
         state["dn_kind"] = asked
     linked = CORRUPTIONS[state.get("dn_kind", "gaussian")]
@@ -68,6 +86,20 @@ if state_ui.first_visit(PAGE["url_path"]):
     )
     if level_link is not None:
         state[f"dn_level_{linked.name}"] = round(round(level_link / linked.step) * linked.step, 2)
+    for param, key, parser, args in (
+        ("input", "dn_source", catalog.parse_choice, (tuple(SOURCES), "input")),
+        ("rows", "dn_rows", catalog.parse_int, (1, MAX_ROWS, "number of rows shown")),
+        ("draw", "dn_seed", catalog.parse_int, (0, MAX_DRAW, "draw of test images")),
+        *((role, f"dn_{role}", catalog.parse_choice, ([e.key for e in candidates[role]], ROLE_NAMES[role]))
+          for role in catalog.DENOISER_ROLES),
+    ):  # fmt: skip
+        value = state_ui.link_value(param, parser, *args)
+        if value is not None:
+            state[key] = value
+
+
+if state_ui.first_visit(PAGE["url_path"]):
+    read_link()
 state_ui.show_link_notes()
 
 data = load.data_of(cur.entry, on_missing="warn")
@@ -76,11 +108,17 @@ if data is None:
     st.stop()
 
 # ---------------------------------------------------------------- the corruption and the input
-c = st.columns([1.3, 1], gap="medium")
+# Two rows of controls, each wide enough at 1024×768 (a projector): no button is cut off.
+c = st.columns([1.6, 1], gap="medium")
 with c[0]:
     state.setdefault("dn_kind", "gaussian")
     kind = st.segmented_control(
-        "Corruption", list(CORRUPTIONS), format_func=lambda k: CORRUPTIONS[k].button, required=True, key="dn_kind"
+        "Corruption",
+        list(PAGE_CORRUPTIONS),
+        format_func=lambda k: CORRUPTIONS[k].button,
+        required=True,
+        key="dn_kind",
+        wrap=True,
     )
 spec = CORRUPTIONS[kind]
 with c[1]:
@@ -88,33 +126,28 @@ with c[1]:
     level = st.slider(
         "Level", spec.low, spec.high, step=spec.step, key=f"dn_level_{kind}", help=spec.meaning.capitalize() + "."
     )
-c = st.columns([1.3, 0.6, 0.4], gap="medium", vertical_alignment="bottom")
+c = st.columns([1.1, 1, 0.9], gap="small", vertical_alignment="bottom")
 with c[0]:
-    sources = {"test": "Test images", "upload": "Upload"}
-    if inputs.can_draw(cur):
-        sources["draw"] = "Draw"
-    if state.get("dn_source") not in sources:
+    if state.get("dn_source") not in SOURCES:
         state["dn_source"] = "test"
-    source = st.segmented_control("Input", list(sources), format_func=sources.get, required=True, key="dn_source")
+    source = st.segmented_control(
+        "Input", list(SOURCES), format_func=SOURCES.get, required=True, key="dn_source", wrap=True
+    )
+state.setdefault("dn_rows", 4)
+state.setdefault("dn_seed", 0)
 if source == "test":
     with c[1]:
-        state.setdefault("dn_rows", 4)
-        shown = st.slider("Rows shown", 1, 8, key="dn_rows")
+        shown = st.slider("Rows shown", 1, MAX_ROWS, key="dn_rows")
     with c[2]:
         st.button(
             ":material/casino: Other images",
             key="dn_shuffle",
-            on_click=lambda: state.update(dn_seed=state.get("dn_seed", 0) + 1),
+            on_click=lambda: state.update(dn_seed=(state.get("dn_seed", 0) + 1) % (MAX_DRAW + 1)),
             help="Other test images and another draw of the corruption.",
+            width="stretch",
+            wrap=True,
         )
 
-# ---------------------------------------------------------------- the models in the columns
-candidates = catalog.denoiser_candidates(load.models(), cur.entry)
-if state.get("_dn_for") != cur.key:  # a new sidebar model: pick its partners afresh
-    state["_dn_for"] = cur.key
-    for role in catalog.DENOISER_ROLES:
-        state.pop(f"dn_{role}", None)
-by_key = {e.key: e for models in candidates.values() for e in models}
 chosen: dict[str, catalog.ModelEntry] = {}
 missing = []
 pick_cols = st.columns(3)
@@ -137,11 +170,29 @@ if missing:
     )
 
 seed = int(state.get("dn_seed", 0))
-batch_rows, val_rows = split_rows(len(data.test_x), seed)  # scored / the filters and PCA are tuned on
+# Every setting is chosen by now: into the URL before anything can stop the run (no upload yet).
+state_ui.set_link(
+    noise=kind,
+    level=f"{level:g}",
+    input=source,
+    rows=state["dn_rows"],
+    draw=seed,
+    **{role: state.get(f"dn_{role}") for role in catalog.DENOISER_ROLES},
+)
+# scored (across the classes first: the rows shown are different digits) / the filters and PCA are tuned on
+batch_rows, val_rows = split_rows(len(data.test_x), seed, labels=data.test_y)
 val_clean = data.test_x[val_rows]
 
+
+def test_caption(row: int) -> str:
+    """``test #row (class name)``, as the test-image pickers write it."""
+    if data.test_y is None or not data.class_names:
+        return f"test #{row}"
+    return f"test #{row} ({data.class_names[int(data.test_y[row])]})"
+
+
 if source == "test":
-    clean, captions = data.test_x[batch_rows], [f"test #{r}" for r in batch_rows]
+    clean, captions = data.test_x[batch_rows], [test_caption(r) for r in batch_rows]
 else:
     st.caption(
         "Your image is the clean reference: it is corrupted here, then each method tries to get it back. "
@@ -199,6 +250,8 @@ def settings(method: str) -> str:
         entry = chosen[method]
         train = entry.meta.get("train", {})
         trained = f", trained on {entry.noise} noise {train.get('noise_level', '?')}" if entry.noise else ""
+        if entry.noise == "mixed":
+            trained = ", trained on all four corruptions at random levels"
         return f"{entry.label}{trained}"
     if method == "best classical":
         params = {k: v for k, v in row.params.items() if k != "method"}
@@ -212,23 +265,27 @@ def settings(method: str) -> str:
 n = len(clean)
 st.subheader(f"{spec.title} at level {level:g}" + (f" · means over {n} test images" if n > 1 else ""))
 methods = [r.method for r in result.rows]
-cols = st.columns(1 + len(methods))
-target = 84 if len(cols) > 5 else 112
-with cols[0]:
-    st.markdown("**Clean**")
-    st.caption("the reference")
-    for i in range(min(shown, n)):
+n_cols = 1 + len(methods)
+target = 84 if n_cols > 5 else 112
+mean_db = {m: mean_psnr(result.per_image[m]["psnr"]) for m in methods}  # {method: (dB, images left out)}
+# The headers in one row, then each row of images in a row of its own: headers of different
+# heights (a long name wraps) never push one column's images below the others'.
+head = st.columns(n_cols)
+head[0].markdown("**Clean**")
+head[0].caption("the reference")
+for col, method in zip(head[1:], methods, strict=True):
+    row = result.row(method)
+    col.markdown(f"**{'Noisy' if method == 'noisy' else method}**  \n{db(mean_db[method][0])} · SSIM {row.ssim:.2f}")
+    col.caption(settings(method))
+for i in range(min(shown, n)):
+    cells = st.columns(n_cols)
+    with cells[0]:
         charts.image(
             clean[i], captions[i], file_name=f"clean-{i}.png", key=f"dn_clean_{i}", target=target, download=False
         )
-mean_db = {m: mean_psnr(result.per_image[m]["psnr"]) for m in methods}  # {method: (dB, images left out)}
-for col, method in zip(cols[1:], methods, strict=True):
-    row = result.row(method)
-    with col:
-        st.markdown(f"**{'Noisy' if method == 'noisy' else method}**  \n{db(mean_db[method][0])} · SSIM {row.ssim:.2f}")
-        st.caption(settings(method))
+    for col, method in zip(cells[1:], methods, strict=True):
         p, s = result.per_image[method]["psnr"], result.per_image[method]["ssim"]
-        for i in range(min(shown, n)):
+        with col:
             charts.image(
                 result.images[method][i],
                 f"{db(p[i])} · {s[i]:.2f}",
@@ -297,5 +354,3 @@ with st.expander("The numbers"):
         ],
         hide_index=True,
     )
-
-state_ui.set_link(noise=kind, level=f"{level:g}")

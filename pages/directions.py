@@ -5,7 +5,16 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import catalog
-from core.directions import change_map, class_directions, class_shift, direction, entanglement, walk
+from core.directions import (
+    change_map,
+    class_directions,
+    class_shift,
+    direction,
+    entanglement,
+    format_rows,
+    parse_rows,
+    walk,
+)
 from core.latent import gif_bytes, image_grid
 from core.projection import project
 from pages import _ui_charts as charts
@@ -18,7 +27,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "directions",
     "section": "Explore",
     "order": 45,
-    "params": ("a", "b", "start", "alpha"),
+    "params": ("src_a", "a", "rows_a", "src_b", "b", "rows_b", "start", "alpha"),
     "tagline": "latent arithmetic: add a direction",
     "blurb": "d = mean(A) − mean(B): walk any code along it, and see what else it moves.",
 }
@@ -53,11 +62,35 @@ def default_class(side: str) -> int:
     return wanted[side] if wanted[side] in present else present[0 if side == "b" else -1]
 
 
+MAP_LINK_MOST = 500  # a larger lasso selection stays out of the link (the URL would get too long)
+
+
+def parse_link_rows(text: str | None, what: str) -> tuple[list[int] | None, str | None]:
+    """A link's "3-5, 9" -> image numbers (a ``catalog.parse_*`` style parser for ``link_value``)."""
+    if text is None:
+        return None, None
+    rows, problem = parse_rows(text, len(mu))
+    return (rows, None) if rows else (None, f"{what} {catalog.quote(text)}: {problem or 'no image numbers'}")
+
+
+def read_link_group(side: str) -> None:
+    """One group from the link: its source, and its class or its image numbers."""
+    src = state_ui.link_value(f"src_{side}", catalog.parse_choice, tuple(SOURCES), f"source of group {side}")
+    cls = state_ui.link_value(side, catalog.parse_choice, [str(c) for c in present], f"class of group {side}")
+    rows = state_ui.link_value(f"rows_{side}", parse_link_rows, f"images of group {side}")
+    if cls is not None and src in (None, "class"):
+        state[f"dir_{side}_src"], state[f"dir_{side}_class"] = "class", int(cls)
+    elif rows is not None and src == "map":
+        state[f"dir_{side}_src"], state[f"dir_{side}_map"] = "map", (f"map selection ({len(rows)} points)", rows)
+    elif rows is not None:
+        state[f"dir_{side}_src"], state[f"dir_{side}_hand"] = "hand", format_rows(rows)
+    elif src is not None and src != "class":
+        state[f"dir_{side}_src"] = src
+
+
 if state_ui.first_visit(PAGE["url_path"]):
     for side in ("a", "b"):
-        cls = state_ui.link_value(side, catalog.parse_choice, [str(c) for c in present], f"class of group {side}")
-        if cls is not None:
-            state[f"dir_{side}_src"], state[f"dir_{side}_class"] = "class", int(cls)
+        read_link_group(side)
     start = state_ui.link_value("start", catalog.parse_int, 0, len(mu) - 1, "start image")
     if start is not None:
         state["dir_start"] = start
@@ -93,18 +126,6 @@ if not present and "dir_a_hand" not in state and "dir_b_hand" not in state:
     )
 
 
-def parse_rows(text: str) -> tuple[list[int], str | None]:
-    """ "3, 17, 42" -> pool rows, or a problem in words."""
-    rows = []
-    for part in text.replace(";", ",").replace(" ", ",").split(","):
-        if part:
-            row, problem = catalog.parse_int(part, 0, len(mu) - 1, "image number")
-            if problem:
-                return [], problem
-            rows.append(row)
-    return sorted(set(rows)), None
-
-
 def pick_group(side: str) -> tuple[str, np.ndarray, int | None] | None:
     """One group: (its name, its pool rows, its class when it is a class), or None while empty."""
     src = st.segmented_control(
@@ -121,9 +142,9 @@ def pick_group(side: str) -> tuple[str, np.ndarray, int | None] | None:
             return None
         return picked[0], np.asarray(picked[1]), None
     text = st.text_input(
-        "Image numbers (as on the nearest-neighbours page)", key=f"dir_{side}_hand", placeholder="e.g. 3, 17, 42"
+        "Image numbers (as on the nearest-neighbours page)", key=f"dir_{side}_hand", placeholder="e.g. 3, 17, 40-42"
     )
-    rows, problem = parse_rows(text or "")
+    rows, problem = parse_rows(text, len(mu))
     if problem:
         st.warning(f"These numbers cannot be used: {problem}.")
     return (f"your {len(rows)} images", np.asarray(rows), None) if rows else None
@@ -291,4 +312,15 @@ row[0].text_input("Name", key="dir_name", placeholder=d.name, label_visibility="
 row[1].button(":material/bookmark_add: Save this direction", key="dir_save", on_click=save_direction)
 if saved:
     row[2].caption("Saved: " + ", ".join(saved) + ". Saved directions join the bars above.")
-state_ui.set_link(a=cls_a, b=cls_b, start=start_row, alpha=f"{alpha:g}")
+
+
+def group_link(side: str, rows: np.ndarray, cls: int | None) -> dict:
+    """One group's part of the link: its source and its class, or its image numbers."""
+    src = state[f"dir_{side}_src"]
+    listed = None if cls is not None or len(rows) > MAP_LINK_MOST else format_rows(rows).replace(" ", "")
+    return {f"src_{side}": src, side: cls, f"rows_{side}": listed}
+
+
+state_ui.set_link(
+    **group_link("a", rows_a, cls_a), **group_link("b", rows_b, cls_b), start=start_row, alpha=f"{alpha:g}"
+)

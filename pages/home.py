@@ -3,7 +3,7 @@ of the demos."""
 
 import streamlit as st
 
-from core.data import REGISTRY
+from core.data import REGISTRY, held_out_test
 from core.site import demo_pages
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
@@ -64,11 +64,26 @@ through $\mu$ and $\sigma$ to the encoder.
 """
     )
 
+
+@st.cache_resource(show_spinner=False)
+def offline_gaps(datasets: tuple[str, ...]) -> list[str]:
+    """The data sets of the shipped models that cannot be shown without the network or a data
+    folder: neither embedded nor with a held-out test split in the repository's ``data/``."""
+    return [d for d in datasets if d in REGISTRY and not REGISTRY[d].embedded and held_out_test(d) is None]
+
+
+shipped = tuple(sorted({e.dataset for e in load.models() if e.ok and e.source == "shipped"}))
+gaps = offline_gaps(shipped)
 with right:
     st.subheader("The demos")
     for spec in demo_pages():
         st.page_link(spec.file, label=f"**{spec.title}**: {spec.tagline}", icon=spec.icon)
-        st.caption(spec.blurb)
+        st.caption(spec.blurb + ("" if gaps else " :green-badge[:material/wifi_off: runs offline]"))
+    if gaps:
+        st.caption(
+            "Offline, these data sets have no test images in this install, so their models' demos need "
+            f"`LATENTLAB_DATA` or the network: {', '.join(gaps)}."
+        )
     st.info(
         "For a talk: every page keeps its settings in the address bar, so a bookmark brings the "
         "same view back; every image has a PNG download, and charts save from the camera icon.",

@@ -5,7 +5,7 @@ import streamlit as st
 
 from core import browser_decoder, catalog
 from core.images import to_png
-from core.latent import INTERPOLATIONS, decode, gif_bytes, image_grid, interpolate
+from core.latent import INTERPOLATIONS, decode, example_rows, gif_bytes, image_grid, interpolate
 from pages import _ui_charts as charts
 from pages import _ui_decoder as decoder_ui
 from pages import _ui_inputs as inputs
@@ -18,7 +18,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "interpolation",
     "section": "Explore",
     "order": 40,
-    "params": ("a", "b", "method", "steps"),
+    "params": ("a", "b", "src_a", "src_b", "ya", "yb", "method", "steps", "all"),
     "tagline": "walk from one image to another",
     "blurb": "Linear, spherical and pixel-space paths, as a strip and a GIF.",
 }
@@ -42,40 +42,72 @@ if data is None:
     SOURCES = {"upload": "Upload"}
     st.info("The data set is not available here, so both ends come from uploads.")
 
-if state_ui.first_visit(PAGE["url_path"]):
+ENDS = ("a", "b")
+if data is not None and state.get("_ip_for") != data.name:  # another data set: its own default ends
+    state["_ip_for"] = data.name
+    for end in ENDS:
+        for key in ("class", "index", "rrow", "draw"):
+            state.pop(f"ip_{end}_{key}", None)
+
+
+def read_link() -> None:
+    """The link's settings, once per session: method, steps, all three paths, and each end's
+    source and test row (a random end keeps the row it drew)."""
     method = state_ui.link_value("method", catalog.parse_choice, INTERPOLATIONS, "interpolation")
     if method is not None:
         state["ip_method"] = method
     steps = state_ui.link_value("steps", catalog.parse_int, 3, 16, "number of steps")
     if steps is not None:
         state["ip_steps"] = steps
-    if data is not None:
-        for end in ("a", "b"):
+    compare = state_ui.link_value("all", catalog.parse_choice, ("0", "1"), "all three paths")
+    if compare is not None:
+        state["ip_compare"] = compare == "1"
+    for end in ENDS:
+        src = state_ui.link_value(f"src_{end}", catalog.parse_choice, tuple(SOURCES), f"source of {end.upper()}")
+        pick = None
+        if data is not None:
             pick = state_ui.link_value(end, catalog.parse_test_row, data, f"test image {end.upper()}")
-            if pick is not None:
-                state[f"ip_{end}_src"] = "test"
-                inputs.set_test_item(f"ip_{end}", pick)
+        if src is not None or pick is not None:
+            state[f"ip_{end}_src"] = src or "test"
+        if cur.conditional:  # the class of an uploaded end
+            y = state_ui.link_value(f"y{end}", catalog.parse_int, 0, cur.num_classes - 1, f"digit of {end.upper()}")
+            if y is not None:
+                state[f"ip_{end}_y"] = y
+        if pick is not None and state[f"ip_{end}_src"] == "random":
+            state[f"ip_{end}_rrow"] = pick.row
+        elif pick is not None:
+            inputs.set_test_item(f"ip_{end}", pick)
+
+
+if state_ui.first_visit(PAGE["url_path"]):
+    read_link()
 state_ui.show_link_notes()
 for key, default in (("ip_method", "linear"), ("ip_steps", 10), ("ip_a_src", next(iter(SOURCES))),
-                     ("ip_b_src", next(iter(SOURCES)))):  # fmt: skip
+                     ("ip_b_src", next(iter(SOURCES))), ("ip_compare", False)):  # fmt: skip
     state.setdefault(key, default)
+# A and B open on two different images: across classes, or far apart in an unlabelled set.
+EXAMPLES = example_rows(None if data is None else data.test_y, 0 if data is None else len(data.test_x), 2)
 
 
 def shuffle(end: str) -> None:
     state[f"ip_{end}_draw"] = state.get(f"ip_{end}_draw", 0) + 1
+    state.pop(f"ip_{end}_rrow", None)
 
 
-def pick(end: str, default_class: int):
+def pick(end: str):
     """One end of the path -> (image (C, H, W), label or None, caption, test row or None)."""
     src = st.segmented_control(
         "Source", list(SOURCES), format_func=SOURCES.get, required=True, key=f"ip_{end}_src", wrap=True
     )
     if src == "test":
-        row, caption = inputs.pick_test_item(data, f"ip_{end}", "Image", 0, default_class)
+        default = EXAMPLES[ENDS.index(end) % len(EXAMPLES)] if len(EXAMPLES) else None
+        row, caption = inputs.pick_test_item(data, f"ip_{end}", "Image", default_row=default)
     elif src == "random":
         st.button(":material/casino: Another one", key=f"ip_{end}_shuffle", on_click=shuffle, args=(end,))
         draw = state.get(f"ip_{end}_draw", 0)
-        row = int(np.random.default_rng([ord(end), draw]).integers(len(data.test_x)))
+        row = state.get(f"ip_{end}_rrow")  # the row a link named
+        if row is None or not 0 <= row < len(data.test_x):
+            row = int(np.random.default_rng([ord(end), draw]).integers(len(data.test_x)))
         caption = f"test #{row}"
     else:
         y = inputs.condition_picker(cur, f"ip_{end}_y", "Which digit is it? (the condition)")
@@ -111,10 +143,10 @@ def scrubber(codes: np.ndarray, labels: list[int] | None, method: str) -> None:
 
 ends = {}
 cols = st.columns([1, 1, 1.1], gap="large")
-for col, end, default_class in ((cols[0], "a", 0), (cols[1], "b", 1)):
+for col, end in zip(cols, ENDS, strict=False):
     with col:
         st.subheader(f"From {end.upper()}" if end == "a" else f"To {end.upper()}")
-        ends[end] = pick(end, default_class)
+        ends[end] = pick(end)
         if ends[end] is not None:
             charts.image(ends[end][0], ends[end][2], file_name=f"input-{end}.png", key=f"ip_{end}_png", target=112,
                          download=False)  # fmt: skip
@@ -133,11 +165,17 @@ with cols[2]:
     steps = st.slider("Steps", 3, 16, key="ip_steps")
     compare = st.toggle("Show all three paths", key="ip_compare", help="Linear, spherical and pixel, one strip each")
 
+rows = {end: None if ends[end] is None else ends[end][3] for end in ENDS}  # the test rows (None: an upload)
+ys = {end: state.get(f"ip_{end}_y") if cur.conditional and state[f"ip_{end}_src"] == "upload" else None for end in ENDS}
+state_ui.set_link(
+    a=rows["a"], b=rows["b"], src_a=state["ip_a_src"], src_b=state["ip_b_src"], ya=ys["a"], yb=ys["b"],
+    method=method, steps=steps, all=1 if compare else None,
+)  # fmt: skip
 if ends["a"] is None or ends["b"] is None:
     st.info("Upload an image for each end to see the path.")
     st.stop()
 
-(x_a, y_a, cap_a, row_a), (x_b, y_b, cap_b, row_b) = ends["a"], ends["b"]
+(x_a, y_a, cap_a, _), (x_b, y_b, cap_b, _) = ends["a"], ends["b"]
 if cur.conditional and (y_a is None or y_b is None):
     st.info("A conditional VAE needs the class of both images.")
     st.stop()
@@ -169,4 +207,3 @@ for m in INTERPOLATIONS if compare else (method,):
 
 if method != "pixel":
     scrubber(paths[method].codes, [y_a, y_b] if cur.conditional else None, method)
-state_ui.set_link(a=row_a, b=row_b, method=method, steps=steps)

@@ -8,6 +8,7 @@ import numpy as np
 import streamlit as st
 
 from core import catalog
+from core.directions import format_rows, parse_rows
 from core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, SharedJobs, describe_error
 from core.latent import decode, image_grid, reconstruct
 from core.projection import METHODS, MapProjection, axis_count, project, warm_up
@@ -22,21 +23,22 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "latent-map",
     "section": "Explore",
     "order": 30,
-    "params": ("points", "proj", "x", "y", "row"),
+    "params": ("points", "proj", "x", "y", "row", "group"),
     "tagline": "every test image as a point",
     "blurb": "PCA, UMAP, t-SNE or two raw dimensions; click a point or lasso a group to decode it.",
 }
 POLL_S = 0.5  # how often the page looks at a UMAP or t-SNE layout in progress
 GROUP_SHOWN = 24  # members of a lasso selection shown under its mean
+GROUP_LINK_MOST = 500  # a larger lasso selection stays out of the link (the URL would get too long)
 
 state_ui.intro(
     "Latent map",
     """
-Each dot is one test image, placed by its code (the encoder's mean μ) and coloured by its true
-label, which the model never saw. **PCA** shows the plane of largest variance, **UMAP** and
-**t-SNE** keep each code's neighbours together (clusters, not distances), **Two dimensions** shows
-the code's own axes. Click a dot to see its image and reconstruction, or pick the lasso in the
-plot's toolbar and circle a group: its mean code is decoded, the average of what they share.
+Each dot is one test image, placed by its code (the encoder's mean μ). **PCA** shows the plane of
+largest variance, **UMAP** and **t-SNE** keep each code's neighbours together (clusters, not
+distances), **Two dimensions** shows the code's own axes. Click a dot to see its image and
+reconstruction, or pick the lasso in the plot's toolbar and circle a group: its mean code is decoded,
+the average of what they share.
 """,
 )
 
@@ -45,9 +47,17 @@ data = load.data_of(cur.entry, on_missing="warn")
 if data is None:
     st.stop()
 state = st.session_state
-pool_size = len(catalog.pool(data)[0])
+pool_x, pool_y, _ = catalog.pool(data)
+pool_size = len(pool_x)
 choices = [p for p in inputs.MAP_POINTS if p < pool_size] + [pool_size]
 z_dim = cur.model.latent_dim
+if pool_y is not None:
+    st.markdown("The colours are the images' true labels, which the model never saw: do the classes form clusters?")
+else:
+    st.markdown(
+        "This data set has no labels, so every dot has the same colour: the structure is the code's alone "
+        "(click along a cluster or lasso one to see what it holds)."
+    )
 
 
 def read_link() -> None:
@@ -68,6 +78,17 @@ def read_link() -> None:
     row = state_ui.link_value("row", catalog.parse_int, 0, pool_size - 1, "point")
     if row is not None:
         state["map_row"] = row
+    group = state_ui.link_value("group", parse_group, "selected group")
+    if group is not None:
+        state["map_group_link"] = group
+
+
+def parse_group(text: str | None, what: str) -> tuple[list[int] | None, str | None]:
+    """A link's lasso selection, "3-5,9" -> point numbers (a ``catalog.parse_*`` style parser)."""
+    if text is None:
+        return None, None
+    rows, problem = parse_rows(text, pool_size)
+    return (rows, None) if len(rows) > 1 else (None, f"{what} {catalog.quote(text)}: {problem or 'too few points'}")
 
 
 if state_ui.first_visit(PAGE["url_path"]):
@@ -108,14 +129,23 @@ def pick_axes(method: str, codes, cols) -> tuple[int, int]:
 
 
 controls = st.columns([1.3, 2.2, 0.8, 0.8])
-n_points = controls[0].select_slider(
-    "Points", choices, key="map_points", help="A fixed random subset of the test images; more take longer to encode."
-)
+if len(choices) > 1:
+    n_points = controls[0].select_slider(
+        "Points",
+        choices,
+        key="map_points",
+        help="A fixed random subset of the test images; more take longer to encode.",
+    )
+else:  # a small set: every image, nothing to choose
+    n_points = choices[0]
+    controls[0].markdown(f"**Points**  \nall {n_points:,} images")
 if state.get("map_points_prev") != n_points:  # a new subset numbers its points anew
     state["map_points_prev"] = n_points
     if "map_row" in state and state["map_row"] >= n_points:
         state["map_row"] = 0
     state.pop("map_group", None)
+if "map_group_link" in state:  # a lasso selection from the link, in this subset's numbering
+    state["map_group"] = state.pop("map_group_link")
 method = controls[1].segmented_control(
     "Projection",
     list(METHODS),
@@ -215,6 +245,26 @@ proj = slow_layout(method) if METHODS[method].slow else project(codes.codes.mu, 
 
 
 # ---------------------------------------------------------------- the plot and the selection
+
+
+def tidy(fig):
+    """Colour by label only where there are labels (one colour, no colour bar, without them),
+    and where a colour bar shows the labels (many classes), put the legend above the plot so
+    the two never overlap."""
+    bar = False
+    for trace in fig.data:
+        if trace.name != "images":  # the one trace coloured along a scale (no labels, or many classes)
+            continue
+        if labels is None:
+            trace.update(marker={"color": charts.PALETTE[0], "showscale": False}, showlegend=False)
+        else:
+            bar = True
+            trace.update(marker={"colorbar": {"title": {"text": "label", "side": "right"}}}, showlegend=False)
+    if bar:
+        fig.update_layout(legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "xanchor": "left", "x": 0})
+    return fig
+
+
 labels = codes.codes.labels
 names = data.class_names if labels is not None else None
 # The chart's selection is in session state before the chart is drawn: use it now, so the
@@ -232,7 +282,8 @@ group = [r for r in state.get("map_group") or [] if 0 <= r < len(codes.rows)] or
 row = state.get("map_row")
 plot, detail = st.columns([1.7, 1], gap="large")
 with plot:
-    fig = charts.scatter(proj.coords, labels, names, proj.axis_labels, highlight=None if group else row, group=group)
+    fig = tidy(charts.scatter(proj.coords, labels, names, proj.axis_labels, highlight=None if group else row,
+                              group=group))  # fmt: skip
     config = charts.plotly_config(f"{cur.entry.name}-map-{proj.method}", select=True)
     st.plotly_chart(fig, key="map_chart", on_select="rerun", selection_mode=("points", "box", "lasso"), config=config)
     took = f" Computed in {proj.seconds:.1f} s." if METHODS[method].slow else ""
@@ -333,5 +384,10 @@ with detail:
 linear = proj.method in ("pca", "dims") and axis_count(proj.method, z_dim) > 2
 link_axes = (axes[0] + 1, axes[1] + 1) if proj.method == "pca" else axes
 state_ui.set_link(
-    points=n_points, proj=method, x=link_axes[0] if linear else None, y=link_axes[1] if linear else None, row=row
+    points=n_points if len(choices) > 1 else None,
+    group=format_rows(group).replace(" ", "") if group and len(group) <= GROUP_LINK_MOST else None,
+    proj=method,
+    x=link_axes[0] if linear else None,
+    y=link_axes[1] if linear else None,
+    row=row,
 )

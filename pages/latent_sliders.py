@@ -25,7 +25,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "sliders",
     "section": "Explore",
     "order": 10,
-    "params": ("z", "y", "decoder"),
+    "params": ("start", "seed", "item", "z", "y", "decoder"),
     "tagline": "one slider per latent dimension",
     "blurb": "What each dimension of the code does to the image.",
 }
@@ -83,24 +83,38 @@ STARTS = {
 }
 if inputs.can_draw(cur):
     STARTS["draw"] = "Draw"
+link_now = state_ui.first_visit(PAGE["url_path"])  # the link is read once per session
+if link_now:
+    start = state_ui.link_value("start", catalog.parse_choice, tuple(STARTS), "start")
+    if start is not None:
+        st.session_state["sl_start"] = start
+    seed = state_ui.link_value("seed", catalog.parse_int, 0, 10_000, "seed")
+    if seed is not None:
+        st.session_state["sl_seed"] = seed
+    if data is not None:
+        item = state_ui.link_value("item", catalog.parse_test_row, data, "test image")
+        if item is not None:
+            inputs.set_test_item("sl_item", item)
+for key, default in (("sl_start", "prior"), ("sl_seed", 0)):
+    st.session_state.setdefault(key, default)
 top = st.columns([1.5, 1.5, 0.6], gap="large")
 with top[0]:
     start = st.segmented_control(
-        "Start from", list(STARTS), format_func=STARTS.get, default="prior", required=True, key="sl_start", wrap=True
+        "Start from", list(STARTS), format_func=STARTS.get, required=True, key="sl_start", wrap=True
     )
-base, base_label, start_img = None, "", None
+base, base_label, start_img, item_row = None, "", None, None
 with top[1]:
     if start == "prior":
         base, base_label = centre.copy(), STARTS["prior"]
     elif start == "random":
-        seed = st.number_input("Seed", 0, 10_000, 0, key="sl_seed")
+        seed = st.number_input("Seed", 0, 10_000, key="sl_seed")
         base, base_label = random_code(int(seed)), f"random sample, seed {seed}"
     elif start == "test":
         data = load.data_of(cur.entry, on_missing="warn")
         if data is not None:
-            row, base_label = inputs.pick_test_item(data, "sl_item")
-            start_img = data.test_x[row]
-            y = None if data.test_y is None else data.test_y[[row]]
+            item_row, base_label = inputs.pick_test_item(data, "sl_item")
+            start_img = data.test_x[item_row]
+            y = None if data.test_y is None else data.test_y[[item_row]]
             base = encode_codes(cur.model, start_img[None], y).mu[0]
     elif start == "upload":
         if not catalog.is_digits(cur.entry):
@@ -135,7 +149,7 @@ with top[2]:
 
 # A new start (or model) moves the sliders to it; a link's code wins on the first visit.
 signature = (cur.key, start, base_label, tuple(np.round(base, 4)))
-if state_ui.first_visit(PAGE["url_path"]):
+if link_now:
     z_link = state_ui.link_value("z", catalog.parse_code, lo, hi)
     y_link = (
         state_ui.link_value("y", catalog.parse_int, 0, max(cur.num_classes - 1, 0), "digit")
@@ -213,7 +227,7 @@ def browser_explorer(setup: dict) -> None:
     charts.png_download(lambda: to_png(decode(cur.model, z, y)[0], scale), f"{cur.entry.name}-sliders.png", "sl_png")
     if rank is None:
         st.caption("Dimensions in index order: the data set is not available to rank them.")
-    state_ui.set_link(z=catalog.format_code(z), y=y)
+    state_ui.set_link(z=catalog.format_code(z), y=y, **start_link)
 
 
 @st.fragment
@@ -240,9 +254,15 @@ def explorer() -> None:
     with picture:
         caption = f"decoded from the sliders ({base_label or 'start'})"
         charts.image(image, caption, file_name=f"{cur.entry.name}-sliders.png", key="sl_png", target=TARGET)
-    state_ui.set_link(z=catalog.format_code(z), y=y)
+    state_ui.set_link(z=catalog.format_code(z), y=y, **start_link)
 
 
+# Where the code started, for the link: the source, and the seed or test image it names.
+start_link = {
+    "start": start,
+    "seed": st.session_state["sl_seed"] if start == "random" else None,
+    "item": item_row if start == "test" else None,
+}
 in_browser = decoder_ui.setup(cur)
 if in_browser is None:
     explorer()

@@ -18,7 +18,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "neighbours",
     "section": "Explore",
     "order": 35,
-    "params": ("row", "k", "metric"),
+    "params": ("query", "row", "k", "metric", "digit"),
     "tagline": "what the code groups together",
     "blurb": "The nearest test images by code beside the nearest by pixels.",
 }
@@ -52,6 +52,13 @@ if state_ui.first_visit(PAGE["url_path"]):
     metric = state_ui.link_value("metric", catalog.parse_choice, tuple(METRICS), "distance")
     if metric is not None:
         state["nb_metric"] = metric
+    src = state_ui.link_value("query", catalog.parse_choice, tuple(SOURCES), "query")
+    if src is not None:
+        state["nb_src"] = src
+    if cur.conditional:
+        digit = state_ui.link_value("digit", catalog.parse_int, 0, cur.num_classes - 1, "digit")
+        if digit is not None:
+            state["nb_y"] = digit
 state_ui.show_link_notes()
 handoff = state.pop("nb_handoff", None)  # an image sent from the latent map (a pool row), or the link's
 if handoff is not None and 0 <= handoff < len(pool_x):
@@ -90,6 +97,9 @@ metric = cols[2].segmented_control(
     help="Euclidean: straight-line distance between the codes. Cosine: only the codes' directions count, "
     "not their lengths (1 − cosine similarity).",
 )
+src = state["nb_src"]
+digit = state.get("nb_y") if cur.conditional and src != "test" else None
+state_ui.set_link(query=src, row=None if q is None else q[3], k=k, metric=metric, digit=digit)
 if q is None:
     st.stop()
 x, y, caption, row = q
@@ -146,4 +156,3 @@ if agree is not None:
 st.caption(
     f"Searched: {codes.description}, {data.source_note}" + (" (the query itself left out)." if row is not None else ".")
 )
-state_ui.set_link(row=row, k=k, metric=metric)

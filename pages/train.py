@@ -24,7 +24,7 @@ from core.jobs import (
     start_training,
 )
 from core.latent import image_grid
-from core.train import TrainConfig
+from core.train import TrainConfig, check_training_data
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
@@ -147,6 +147,7 @@ if start and not running:
         data = load.data(dataset_name, on_missing="error")
     if data is not None:
         try:
+            check_training_data(data)  # offline Fashion-MNIST is a test set only
             title = catalog.dataset_title(data.name)
             mcfg = kind.model_config(data.image_shape, data.num_classes, title, arch=arch, latent_dim=int(latent))
             beta_used = float(beta) if variational else 1.0

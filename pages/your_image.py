@@ -5,7 +5,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core import catalog
-from core.latent import encode_codes, reconstruct
+from core.data import REGISTRY
+from core.latent import TypicalInputs, check_input, encode_codes, reconstruct, typical_inputs
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
@@ -17,7 +18,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "your-image",
     "section": "Explore",
     "order": 60,
-    "params": (),
+    "params": ("input", "digit"),
     "tagline": "encode a photo or a drawing",
     "blurb": "Upload a digit or a face and see what the model makes of it.",
 }
@@ -40,20 +41,29 @@ st.caption(
     if digits
     else "Faces: the photo is converted to grayscale, centre-cropped to the model's aspect ratio and resized."
 )
+INPUTS = {"upload": "Upload a file"} | ({"draw": "Draw"} if inputs.can_draw(cur) else {})
+if state_ui.first_visit(PAGE["url_path"]):
+    source = state_ui.link_value("input", catalog.parse_choice, tuple(INPUTS), "input")
+    if source is not None:
+        st.session_state["yi_source"] = source
+    if cur.conditional:
+        digit = state_ui.link_value("digit", catalog.parse_int, 0, cur.num_classes - 1, "digit")
+        if digit is not None:
+            st.session_state["yi_y"] = digit
+state_ui.show_link_notes()
+st.session_state.setdefault("yi_source", "upload")
 up_col, y_col = st.columns([2, 1])
 with up_col:
     source = "upload"
-    if inputs.can_draw(cur):
-        source = st.segmented_control(
-            "Input", ["upload", "draw"], format_func={"upload": "Upload a file", "draw": "Draw"}.get,
-            default="upload", required=True, key="yi_source",
-        )  # fmt: skip
+    if len(INPUTS) > 1:
+        source = st.segmented_control("Input", list(INPUTS), format_func=INPUTS.get, required=True, key="yi_source")
     if source == "draw":
         up = inputs.drawn_input(cur, "yi_canvas")
     else:
         up = inputs.uploaded_input(cur, "yi_upload", "Upload an image (PNG, JPEG, GIF, BMP, WebP, TIFF)")
 with y_col:
     y = inputs.condition_picker(cur, "yi_y", "Which digit is it? (the condition)")
+state_ui.set_link(input=source if len(INPUTS) > 1 else None, digit=y)
 if up is None:
     st.info(
         "No drawing yet: draw a digit above with the mouse."
@@ -63,6 +73,41 @@ if up is None:
     st.stop()
 
 original, x = up
+# What the model's data set holds, in words: (the pictures, one of them).
+KINDS = {"digits": ("handwritten digits", "digit"), "faces": ("faces", "face"), "fashion": ("clothes", "garment")}
+
+
+@st.cache_resource(max_entries=8, show_spinner="Measuring the model's test images…")
+def _typical(key: str, mtime: float, _model, _data) -> TypicalInputs:
+    return typical_inputs(_model, _data.test_x, _data.test_y if _model.conditional else None)
+
+
+def kind_check() -> None:
+    """Warn when the input is unlike the model's test images (reconstruction error, brightness,
+    mid-grey share; see ``core.latent.check_input``): a face photo on a digits model."""
+    data = load.data_of(cur.entry, on_missing="quiet")
+    if data is None or len(data.test_x) < 20:
+        st.caption("Not checked against the model's test images: they are not available here.")
+        return
+    typical = _typical(cur.key, cur.entry.mtime, cur.model, data)
+    check = check_input(cur.model, x, typical, y)
+    spec = REGISTRY.get(cur.entry.dataset)
+    what, one = KINDS.get(spec.kind if spec else "", ("its training images", "training image"))
+    title = catalog.dataset_title(cur.entry.dataset)
+    if check.typical:
+        st.caption(
+            f"Checked against {len(typical.errors)} test images of {title}: its reconstruction error (better than "
+            f"{100 * (1 - check.worse_than):.0f}% of them), brightness and share of mid-grey pixels are typical."
+        )
+        return
+    st.warning(
+        f"This does not look like the {what} this model was trained on ({title}): " + "; ".join(check.reasons) + ". "
+        f"The model only knows {what} like those, so the reconstruction is the nearest {one} it can draw, "
+        "not your picture.",
+        icon="⚠️",
+    )
+
+
 labels = None if y is None else np.array([y])
 code = encode_codes(cur.model, x[None], labels)
 recon = reconstruct(cur.model, x[None], labels)[0]
@@ -78,6 +123,7 @@ with cols[1]:
     charts.image(x, f"the model's input ({w}×{h})", file_name="model-input.png", key="yi_in_png", target=target)
 with cols[2]:
     charts.image(recon, "its reconstruction", file_name="reconstruction.png", key="yi_out_png", target=target)
+kind_check()
 
 st.subheader("Its code")
 mu = code.mu[0]

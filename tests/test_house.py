@@ -147,7 +147,7 @@ def test_the_page_table_lists_every_page_file_once():
     assert sorted(Path(s.file).name for s in table) == files
     assert [s.is_home for s in table].count(True) == 1 and table[0].is_home
     assert len({s.url_path for s in table}) == len(table)
-    assert {s.url_path: s.params for s in table}["sliders"] == ("z", "y", "decoder")
+    assert {s.url_path: s.params for s in table}["sliders"] == ("start", "seed", "item", "z", "y", "decoder")
 
 
 def test_a_page_declaration_with_a_mistake_names_its_file(tmp_path):

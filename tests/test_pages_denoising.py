@@ -119,3 +119,144 @@ def test_a_digit_can_be_drawn_instead():
     at = app_test("denoising")
     ok(at.segmented_control(key="dn_source").set_value("draw").run())
     assert any("No drawing yet" in i.value for i in at.info)
+
+
+# ---------------------------------------------------------------- examples, the link, the default denoiser
+
+ROW_CAPTION = re.compile(r"^test #(\d+) \((\d)\)$")
+
+
+def shown_digits(at) -> list[str]:
+    """The digits of the clean column's images, top to bottom (captions ``test #row (digit)``)."""
+    return [m.group(2) for img in at.image for c in img.captions if (m := ROW_CAPTION.match(c))]
+
+
+def test_the_example_rows_are_different_digits():
+    at = ok(app_test("denoising"))
+    assert len(shown_digits(at)) == 4 and len(set(shown_digits(at))) == 4, shown_digits(at)
+    ok(at.slider(key="dn_rows").set_value(8).run())
+    assert len(set(shown_digits(at))) == 8, shown_digits(at)
+
+
+def page_state(at) -> dict:
+    keys = ("dn_kind", "dn_source", "dn_rows", "dn_seed", "dn_dae", "dn_vae", "dn_ae")
+    return {k: at.session_state[k] for k in keys} | {
+        "level": at.slider(key=f"dn_level_{at.session_state['dn_kind']}").value
+    }
+
+
+def test_every_setting_comes_back_from_the_link():
+    at = app_test("denoising")
+    ok(at.segmented_control(key="dn_kind").set_value("occlusion").run())
+    ok(at.slider(key="dn_level_occlusion").set_value(0.35).run())
+    ok(at.slider(key="dn_rows").set_value(3).run())
+    ok(at.button(key="dn_shuffle").click().run())
+    ok(at.button(key="dn_shuffle").click().run())
+    ok(at.selectbox(key="dn_vae").select("mnist-vae-mlp-z12").run())
+    link = dict(at.query_params)
+    assert link["draw"] == "2" and link["rows"] == "3" and link["vae"] == "mnist-vae-mlp-z12"
+    before, pictures = page_state(at), [c for img in at.image for c in img.captions]
+    again = ok(app_test("denoising", query=link))
+    assert page_state(again) == before
+    assert [c for img in again.image for c in img.captions] == pictures, "the same images and the same numbers"
+    assert dict(again.query_params) == link
+    # the input choice comes back too
+    ok(at.segmented_control(key="dn_source").set_value("upload").run())
+    assert at.query_params["input"] == "upload"
+    assert ok(app_test("denoising", query=dict(at.query_params))).session_state["dn_source"] == "upload"
+
+
+def test_bad_link_values_get_a_note_and_the_defaults():
+    query = {"rows": "99", "draw": "<b>x</b>", "vae": "no-such-model", "input": "camera", "level": "0.3"}
+    at = ok(app_test("denoising", query=query))
+    notes = " ".join(i.value for i in at.info)
+    for words in ("number of rows shown 99", "draw of test images", "unknown VAE", "unknown input 'camera'"):
+        assert words in notes, (words, notes)
+    assert at.session_state["dn_rows"] == 4 and at.session_state["dn_seed"] == 0
+    assert at.session_state["dn_vae"] == "mnist-vae-mlp-z2" and at.session_state["dn_source"] == "test"
+    assert at.query_params["rows"] == "4" and at.query_params["input"] == "test" and at.query_params["level"] == "0.3"
+
+
+@pytest.fixture(scope="module")
+def with_mixed(tmp_path_factory):
+    """The test models and a small denoising AE trained on the mixed corruptions."""
+    import shutil
+
+    import torch
+
+    from core.checkpoints import save_checkpoint
+    from core.config import ModelConfig
+    from core.data import load_dataset
+    from core.train import TrainConfig, train_model
+    from tests.app_support import model_folder
+
+    folder = tmp_path_factory.mktemp("models")
+    for f in model_folder().iterdir():
+        shutil.copy(f, folder / f.name)
+    torch.set_num_threads(1)
+    ds = load_dataset("mnist-5k")
+    mcfg = ModelConfig(kind="ae", arch="mlp", image_shape=ds.image_shape, latent_dim=12, hidden=(64,))
+    tcfg = TrainConfig(epochs=1, lr=3e-3, device="cpu", noise="mixed", noise_level=1.0)
+    model, _ = train_model(mcfg, ds, tcfg)
+    save_checkpoint(model, folder / "mnist-dae-mlp-z12-mixed", dataset=ds.info(), train=tcfg.to_dict(), card={})
+    return folder
+
+
+def test_the_default_denoiser_is_the_one_trained_on_every_corruption(monkeypatch, with_mixed):
+    app_env(monkeypatch, with_mixed)
+    at = ok(app_test("denoising"))
+    assert at.selectbox(key="dn_dae").value == "mnist-dae-mlp-z12-mixed"
+    assert at.selectbox(key="dn_dae").options == ["mnist-dae-mlp-z12-mixed", "mnist-dae-mlp-z12"]
+    assert "mnist-dae-mlp-z12-mixed, trained on all four corruptions at random levels" in [c.value for c in at.caption]
+    assert list(headers(at)) == COLUMNS
+    assert "Mixed" not in at.segmented_control(key="dn_kind").options, "a training corruption, not a page's"
+
+
+# ---------------------------------------------------------------- at 1024×768 (a projector), in Chromium
+
+GRID_JS = """
+() => {
+  // The top of every image of the grid, grouped by its column's left edge.
+  const cols = {};
+  for (const img of document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')) {
+    const r = img.getBoundingClientRect();
+    if (r.width < 30) continue;
+    (cols[Math.round(r.left)] ??= []).push(Math.round(r.top + window.scrollY));
+  }
+  return Object.values(cols);
+}
+"""
+FITS_JS = """
+(label) => {
+  // The button whose text is `label`: inside the main area and its own column, text not cut.
+  const b = [...document.querySelectorAll('[data-testid="stMain"] button')]
+    .find(e => e.innerText.trim().endsWith(label));
+  if (!b) return 'missing';
+  const r = b.getBoundingClientRect();
+  const col = b.closest('[data-testid="stColumn"]') || b.closest('[data-testid="stMain"]');
+  const c = col.getBoundingClientRect();
+  const cut = [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1);
+  const fits = r.left >= c.left - 1 && r.right <= c.right + 1 && !cut;
+  return fits ? 'fits' : `clipped ${r.left}-${r.right} in ${c.left}-${c.right} cut=${cut}`;
+}
+"""
+
+
+@pytest.mark.browser
+def test_at_1024x768_the_rows_line_up_and_no_control_is_clipped(server, browser, shots):
+    from tests.browser_support import open_page
+
+    ctx = browser.new_context(viewport={"width": 1024, "height": 768})
+    page = ctx.new_page()
+    try:
+        open_page(page, server, "denoising")
+        page.get_by_test_id("stImage").nth(20).wait_for(timeout=90_000)
+        page.screenshot(path=str(shots / "denoising-1024.png"), full_page=True)
+        columns = [c for c in page.evaluate(GRID_JS) if len(c) >= 4]
+        assert len(columns) == 7, columns
+        for row in zip(*columns, strict=False):
+            assert max(row) - min(row) <= 2, f"image tops differ across the columns: {row}"
+        for label in ("Occlusion", "Other images", "Gaussian"):
+            assert page.evaluate(FITS_JS, label) == "fits", label
+    finally:
+        ctx.close()

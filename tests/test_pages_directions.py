@@ -3,7 +3,7 @@ class (by the nearest class centroid, no classifier), map and hand-picked groups
 
 import pytest
 
-from tests.app_support import app_env, captions, open_page
+from tests.app_support import app_env, captions, image_urls, open_page
 from tests.conftest import ROOT
 
 
@@ -19,7 +19,7 @@ def page(model: str | None = "mnist-vae-mlp-z12", **query):
 def test_a_class_direction_moves_a_one_to_the_sevens(monkeypatch):
     """Digits open on 1 → 7; the shipped β = 1 VAE (on the offline digits) carries a 1 to the 7s."""
     app_env(monkeypatch, folder=ROOT / "checkpoints")
-    at = page("mnist-bvae-mlp-z10-b1")
+    at = page("mnist-bvae-mlp-z20-b1")
     assert at.selectbox(key="dir_a_class").value == 7 and at.selectbox(key="dir_b_class").value == 1
     text = captions(at)
     assert "start → nearest class 1" in text and "start + d → nearest class 7" in text
@@ -50,7 +50,7 @@ def test_hand_picked_groups_and_a_saved_direction_join_the_bars():
     at.button(key="dir_save").click().run()
     assert not at.exception, at.exception
     assert any("Saved: my four" in c.value for c in at.caption)
-    at.text_input(key="dir_a_hand").input("3, 5000").run()
+    at.text_input(key="dir_a_hand").input("3, 99999").run()
     assert any("cannot be used" in w.value for w in at.warning)
 
 
@@ -66,3 +66,20 @@ def test_faces_without_labels_open_on_the_ends_of_the_first_axis_and_take_groups
         at.text_input(key=f"dir_{side}_hand").input(rows).run()
     assert not at.exception, at.exception
     assert "your 4 images: 4 images" in captions(at) and "your 3 images: 3 images" in captions(at)
+
+
+def test_every_setting_round_trips_through_the_link():
+    # Before: only classes were in the link; hand-picked (and the faces' default) groups were lost.
+    at = page()
+    at.segmented_control(key="dir_a_src").set_value("hand").run()
+    at.text_input(key="dir_a_hand").input("3, 17, 40-42").run()
+    at.number_input(key="dir_start").set_value(12).run()
+    at.slider(key="dir_alpha").set_value(0.5).run()
+    link = dict(at.query_params)
+    assert (link["src_a"], link["rows_a"], link["src_b"], link["b"]) == ("hand", "3,17,40-42", "class", "1")
+    again = page(link.pop("model"), **link)
+    assert again.segmented_control(key="dir_a_src").value == "hand"
+    assert again.text_input(key="dir_a_hand").value == "3, 17, 40-42"
+    assert dict(again.query_params) == dict(at.query_params) and image_urls(again) == image_urls(at)
+    bad = page(src_a="hand", rows_a="1-99999")
+    assert any("images of group a" in i.value for i in bad.info)

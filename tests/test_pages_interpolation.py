@@ -66,6 +66,10 @@ def test_a_conditional_vae_needs_the_class_of_an_upload():
     at.selectbox(key="ip_a_y").select(7).run()
     assert not at.exception
     assert any("switches the class" in c.value for c in at.caption)
+    assert at.query_params["src_a"] == "upload" and at.query_params["ya"] == "7" and "a" not in at.query_params
+    link = dict(at.query_params)
+    again = page(link.pop("model"), **link)
+    assert again.segmented_control(key="ip_a_src").value == "upload" and again.selectbox(key="ip_a_y").value == 7
 
 
 def test_a_link_restores_the_pair_and_bad_values_get_a_note():
@@ -76,3 +80,33 @@ def test_a_link_restores_the_pair_and_bad_values_get_a_note():
     assert at.segmented_control(key="ip_method").value == "linear"
     note = " ".join(i.value for i in at.info)
     assert "unknown interpolation" in note and "number of steps 2" in note and "test image A" in note
+
+
+def test_a_and_b_differ_by_default_on_unlabelled_faces():
+    # Bug (issue 15): on Frey and ORL both ends opened on test #0, so every frame was one face.
+    at = page("faces-vae-mlp-z3")
+    assert at.query_params["a"] != at.query_params["b"]
+    assert at.number_input(key="ip_a_index").value != at.number_input(key="ip_b_index").value
+
+
+def test_a_and_b_are_two_classes_by_default_on_digits():
+    at = page()
+    a, b = (at.selectbox(key=f"ip_{end}_class").value for end in "ab")
+    assert a != b and at.query_params["a"] != at.query_params["b"]
+
+
+def test_every_setting_round_trips_through_the_link():
+    at = page()
+    at.segmented_control(key="ip_a_src").set_value("random").run()
+    at.button(key="ip_a_shuffle").click().run()
+    at.number_input(key="ip_b_index").set_value(3).run()
+    at.segmented_control(key="ip_method").set_value("slerp").run()
+    at.slider(key="ip_steps").set_value(7).run()
+    at.toggle(key="ip_compare").set_value(True).run()
+    link = dict(at.query_params)
+    assert link["src_a"] == "random" and link["all"] == "1"
+    again = page(**{k: v for k, v in link.items() if k != "model"})
+    assert dict(again.query_params) == link
+    assert again.segmented_control(key="ip_a_src").value == "random"
+    assert again.toggle(key="ip_compare").value is True
+    assert image_urls(again) == image_urls(at)

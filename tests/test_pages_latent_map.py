@@ -38,7 +38,7 @@ def test_the_number_of_points():
     at = page()
     at.select_slider(key="map_points").set_value(500).run()
     assert not at.exception
-    assert any(c.value.startswith("500 of 1,000 test images") for c in at.caption)
+    assert any(c.value.startswith("500 of ") and "test images" in c.value for c in at.caption)
     at.number_input(key="map_row").set_value(499).run()
     at.select_slider(key="map_points").set_value(1000).run()
     assert not at.exception
@@ -48,6 +48,61 @@ def test_faces_without_labels_and_a_small_test_split_use_every_image():
     at = page("faces-vae-mlp-z3")
     assert any("all 100 images" in c.value for c in at.caption)
     assert at.number_input(key="map_row").max == 99
+
+
+def chart_spec(at) -> dict:
+    import json
+
+    return json.loads(at.get("plotly_chart")[0].proto.spec)
+
+
+def test_unlabelled_faces_are_one_colour_and_the_text_says_so():
+    # Bug (issue 15): the faces' map coloured points by row number while the text said "true labels".
+    at = page("faces-vae-mlp-z3")
+    spec = chart_spec(at)
+    images = next(t for t in spec["data"] if t.get("name") == "images")
+    assert isinstance(images["marker"]["color"], str) and not images["marker"].get("showscale", True)
+    text = " ".join(m.value for m in at.markdown)
+    assert "true label" not in text and "no labels" in text
+
+
+def test_a_small_set_shows_no_one_choice_points_slider():
+    # Bug (issue 15): with 100 images the Points slider had one choice, a lone dot.
+    at = page("faces-vae-mlp-z3")
+    assert not [s for s in at.select_slider if s.key == "map_points"]
+    assert any("all 100 images" in m.value for m in at.markdown) and "points" not in at.query_params
+    labelled = page()
+    assert "true labels" in " ".join(m.value for m in labelled.markdown)
+
+
+@pytest.fixture
+def orl_models(monkeypatch, tmp_path):
+    """The test models plus a tiny VAE of the ORL faces (40 subjects: more classes than colours)."""
+    import shutil
+
+    from core import catalog
+    from core.checkpoints import save_checkpoint
+    from core.config import ModelConfig
+    from core.train import TrainConfig, train_model
+    from tests.app_support import model_folder
+
+    ds = catalog.load_data("olivetti-faces")
+    mcfg = ModelConfig(kind="vae", arch="mlp", image_shape=ds.image_shape, latent_dim=3, hidden=(32,))
+    model, _ = train_model(mcfg, ds, TrainConfig(epochs=1, batch_size=64, seed=0, device="cpu"))
+    shutil.copytree(model_folder(), tmp_path, dirs_exist_ok=True)
+    info = {**ds.info(), "name": "olivetti-faces"}  # as a model trained on the full set records it
+    save_checkpoint(model, tmp_path / "orl-vae-mlp-z3", dataset=info, train={}, card={})
+    app_env(monkeypatch, folder=tmp_path)
+
+
+def test_many_classes_put_the_legend_above_the_colour_bar(orl_models):
+    # Bug (issue 15): the colour bar's title overlapped the legend.
+    at = page("orl-vae-mlp-z3")
+    spec = chart_spec(at)
+    images = next(t for t in spec["data"] if t.get("name") == "images")
+    assert images["marker"]["colorbar"]["title"]["text"] == "label"
+    assert spec["layout"]["legend"]["orientation"] == "h" and spec["layout"]["legend"]["y"] > 1
+    assert "true labels" in " ".join(m.value for m in at.markdown)
 
 
 def test_a_link_restores_the_point_and_bad_values_get_a_note():
@@ -121,3 +176,11 @@ def test_a_bad_projection_in_the_link_gets_a_note():
     at = page(proj="isomap")
     assert any("unknown projection 'isomap'" in i.value for i in at.info)
     assert at.get("plotly_chart")
+
+
+def test_a_lasso_selection_is_in_the_link():
+    at = page("mnist-vae-mlp-z12", points="500", group="3-5,9")
+    assert any(h.value == "The mean of 4 points" for h in at.subheader)
+    assert at.query_params["group"] == "3-5,9" and at.query_params["points"] == "500"
+    bad = page(group="<b>x</b>")
+    assert any("selected group" in i.value for i in bad.info) and "group" not in bad.query_params

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.app_support import app_env, captions, digit_png, open_page
+from tests.app_support import app_env, captions, digit_png, image_urls, open_page
 
 
 @pytest.fixture(autouse=True)
@@ -61,3 +61,19 @@ def test_faces_without_labels_and_a_bad_link():
     assert any("number of neighbours" in i.value for i in at.info)
     assert not at.metric or all("Same label" not in m.label for m in at.metric)
     neighbour_captions(at, 8)
+
+
+def test_every_setting_round_trips_through_the_link():
+    at = page()
+    at.number_input(key="nb_row").set_value(12).run()
+    at.slider(key="nb_k").set_value(5).run()
+    at.segmented_control(key="nb_metric").set_value("cosine").run()
+    link = dict(at.query_params)
+    again = page(link.pop("model", None), **link)
+    assert dict(again.query_params) == dict(at.query_params) and image_urls(again) == image_urls(at)
+    # The query's source too: a bookmark of the upload view opens on the uploader, not on a test image.
+    again.segmented_control(key="nb_src").set_value("upload").run()
+    assert again.query_params["query"] == "upload" and "row" not in again.query_params
+    link = dict(again.query_params)
+    third = page(link.pop("model", None), **link)
+    assert third.segmented_control(key="nb_src").value == "upload" and third.slider(key="nb_k").value == 5

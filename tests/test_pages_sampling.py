@@ -14,12 +14,18 @@ def page(model: str | None = None, **query):
     return open_page("sampling_manifold", model, **query)
 
 
+def reopen(at):
+    """The page opened afresh on the link ``at`` shows now (a bookmark reloaded)."""
+    link = dict(at.query_params)
+    return page(link.pop("model", None), **link)
+
+
 def test_samples_and_the_manifold_for_a_two_dimensional_code():
     at = page()
     assert "64 samples at T = 1" in captions(at)
     assert "z0 left → right" in captions(at) and "Latent size 2" in " ".join(c.value for c in at.caption)
     assert len(at.download_button) == 2
-    assert at.query_params["t"] == "1" and at.query_params["grid"] == "15"
+    assert at.query_params["t"] == "1" and at.query_params["grid"] == "8"  # tiles >= 48 px (see below)
 
 
 def test_every_sampling_control_changes_the_samples():
@@ -83,3 +89,46 @@ def test_a_link_restores_the_settings_and_bad_values_get_a_note():
     assert at.slider(key="sa_t").value == 1.0 and at.slider(key="sa_n").value == 8
     note = " ".join(i.value for i in at.info)
     assert "temperature" in note and "grid size 99" in note and "manifold size" in note
+
+
+def test_the_manifold_opens_on_tiles_of_at_least_48_pixels():
+    # Bug (issue 15): a 15×15 grid of 28×20 faces in a 440 px column drew ~20 px tiles.
+    from core.latent import readable_grid_size, tile_scale
+
+    for shape in ((1, 28, 20), (1, 28, 28), (1, 64, 64), (1, 25, 25)):
+        n = readable_grid_size(shape, 440)
+        shown = 440 / (n * (shape[2] + 2)) * shape[2]  # a tile's width on screen, in px
+        assert shown >= 48 and readable_grid_size(shape, 440, most=25) < 25
+        assert min(shape[1:]) * tile_scale(shape) >= 48
+    at = page("faces-vae-mlp-z3")
+    assert at.slider(key="mf_n").value == readable_grid_size((1, 25, 25), 440) == 8
+
+
+def test_every_manifold_setting_round_trips_through_the_link():
+    # Bug (issue 15): "The first two PCA axes" came back from a bookmark as "Two latent dimensions".
+    at = page("mnist-vae-mlp-z12")
+    at.segmented_control(key="mf_axes").set_value("pca").run()
+    link = dict(at.query_params)
+    assert link["axes"] == "pca"
+    again = reopen(at)
+    assert again.segmented_control(key="mf_axes").value == "pca" and image_urls(again) == image_urls(at)
+    again.segmented_control(key="mf_axes").set_value("dims").run()
+    again.selectbox(key="mf_a").select(4).run()
+    again.selectbox(key="mf_b").select(7).run()
+    link = dict(again.query_params)
+    assert (link["axes"], link["dx"], link["dy"]) == ("dims", "4", "7")
+    third = reopen(again)
+    assert (third.selectbox(key="mf_a").value, third.selectbox(key="mf_b").value) == (4, 7)
+    assert image_urls(third) == image_urls(again)
+
+
+def test_a_conditional_vaes_manifold_digit_is_in_the_link():
+    at = page("mnist-cvae-mlp-z4")
+    at.selectbox(key="mf_y").select(6).run()
+    assert at.query_params["digit"] == "6"
+    again = reopen(at)
+    assert again.selectbox(key="mf_y").value == 6 and image_urls(again) == image_urls(at)
+    bad = page("mnist-vae-mlp-z12", axes="wobbly", dx="99")
+    note = " ".join(i.value for i in bad.info)
+    assert "manifold axes" in note and "horizontal dimension 99" in note
+    assert "axes" in bad.query_params and bad.query_params["axes"] == "dims"

@@ -143,3 +143,22 @@ def test_the_drawing_pad_waits_for_a_drawing():
     assert not at.exception
     assert any("Draw a digit" in c.value for c in at.caption)
     assert values(at) == [0.0, 0.0]
+
+
+def test_the_start_seed_and_test_image_round_trip_through_the_link():
+    # Before: only the code was in the link, so a bookmark came back "from the prior mean".
+    at = sliders("mnist-vae-mlp-z12")
+    at.segmented_control(key="sl_start").set_value("random").run()
+    at.number_input(key="sl_seed").set_value(5).run()
+    link = dict(at.query_params)
+    assert (link["start"], link["seed"]) == ("random", "5")
+    again = sliders(**link)
+    assert again.segmented_control(key="sl_start").value == "random" and again.number_input(key="sl_seed").value == 5
+    assert dict(again.query_params) == link and image_urls(again) == image_urls(at)
+    at.segmented_control(key="sl_start").set_value("test").run()
+    at.number_input(key="sl_item_index").set_value(4).run()
+    link = dict(at.query_params)
+    assert link["start"] == "test" and "seed" not in link
+    again = sliders(**link)
+    assert again.number_input(key="sl_item_index").value == 4 and values(again) == values(at)
+    assert image_urls(again) == image_urls(at)

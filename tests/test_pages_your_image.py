@@ -87,3 +87,38 @@ def test_a_digit_can_be_drawn_instead():
     at.segmented_control(key="yi_source").set_value("draw").run()
     assert not at.exception
     assert any("No drawing yet" in i.value for i in at.info)
+
+
+def png_of(arr, size: int = 112) -> bytes:
+    """An image (H, W) in [0, 1] as PNG bytes, enlarged to ``size`` pixels on its long side."""
+    import numpy as np
+
+    img = Image.fromarray((np.asarray(arr) * 255).astype("uint8"), "L")
+    buf = io.BytesIO()
+    img.resize((size * img.width // max(img.size), size * img.height // max(img.size))).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_a_face_photo_on_a_digits_model_gets_a_warning():
+    # Bug (issue 15): a face photo on an MNIST model gave junk with no word that it knows only digits.
+    from skimage.data import lfw_subset
+
+    at = upload(app_test("your_image"), "face.png", png_of(lfw_subset()[0]))
+    warning = " ".join(w.value for w in at.warning)
+    assert "only knows handwritten digits" in warning and "mid-grey" in warning
+
+
+def test_a_real_test_digit_passes_the_check():
+    from core import catalog
+
+    digit = catalog.load_data("mnist-5k").test_x[0, 0]
+    at = upload(app_test("your_image"), "digit.png", png_of(digit))
+    assert not at.warning
+    assert any(c.value.startswith("Checked against 500 test images") for c in at.caption)
+
+
+def test_the_input_choice_and_digit_are_in_the_link():
+    at = app_test("your_image", query={"model": "mnist-cvae-mlp-z4", "digit": "5"})
+    assert at.selectbox(key="yi_y").value == 5 and at.query_params["digit"] == "5"
+    bad = app_test("your_image", query={"model": "mnist-cvae-mlp-z4", "digit": "12"})
+    assert any("digit 12" in i.value for i in bad.info) and bad.query_params["digit"] == "0"

@@ -1,12 +1,13 @@
-"""Capture the README's screenshots of the app with the shipped checkpoints.
+"""Capture the README's screenshots of the app with the shipped checkpoints, as a fresh clone
+shows them: offline, with nothing beside it (no data folder, no network).
 
-    .venv/bin/python docs/screenshots/capture.py [OUT_DIR [VIEW ...]]   # default: docs/screenshots, all
+    .venv/bin/python docs/screenshots/capture.py [--present] [OUT_DIR [VIEW ...]]
 
-Starts the app on a free port (with ``LATENTLAB_DATA`` at ``../shared/data`` when that folder
-exists, so the pages show the full test sets rather than the offline subsets), opens each view
-below in headless Chromium (Debian's), waits until the script is idle, and saves a PNG per
-view. Views whose model is not installed are skipped with a note. Look at every PNG before
-committing it.
+Normally one 1280×800 screen per page into ``docs/screenshots/``; with ``--present``, one
+1024×768 screen per page in presenter mode (``?present=1``: a projector's view) into
+``docs/screenshots/present/``. Starts the app on a free port, opens each view below in headless
+Chromium (Debian's), waits until the script is idle, and saves a PNG per view. Views whose
+model is not installed are skipped with a note. Look at every PNG before committing it.
 """
 
 from __future__ import annotations
@@ -23,15 +24,22 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]  # fmt: skip
 
-# name -> (url path and query, model it needs, viewport height, what to do before the shot)
+# name -> (url path and query, model it needs, what to do before the shot)
 VIEWS = {
-    "home": ("", None, 1000, None),
-    "sliders": ("sliders?model=frey-vae-conv-z12", "frey-vae-conv-z12", 900, None),
-    "sampling": ("sampling?model=mnist-vae-mlp-z2&grid=15", "mnist-vae-mlp-z2", 1150, None),
-    "latent-map": ("latent-map?model=mnist-vae-mlp-z2&points=2000&row=17", "mnist-vae-mlp-z2", 950, None),
-    "interpolation": ("interpolation?model=mnist-vae-conv-z16&a=3&b=2&steps=10", "mnist-vae-conv-z16", 1250, "all"),
-    "ae-vs-vae": ("ae-vs-vae", "mnist-ae-conv-z16", 1500, None),
-    "your-image": ("your-image?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", 1250, "upload"),
+    "home": ("", None, None),
+    "sliders": ("sliders?model=frey-vae-conv-z12", "frey-vae-conv-z12", None),
+    "sampling": ("sampling?model=mnist-vae-mlp-z2", "mnist-vae-mlp-z2", None),
+    "latent-map": ("latent-map?model=mnist-vae-mlp-z2&points=2000&row=17", "mnist-vae-mlp-z2", None),
+    "neighbours": ("neighbours?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", None),
+    "interpolation": ("interpolation?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", None),
+    "directions": ("directions?model=mnist-bvae-mlp-z20-b1", "mnist-bvae-mlp-z20-b1", None),
+    "ae-vs-vae": ("ae-vs-vae?model=mnist-ae-conv-z16", "mnist-ae-conv-z16", None),
+    "your-image": ("your-image?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", "upload"),
+    "beta-sweep": ("beta-sweep?model=mnist-bvae-mlp-z20-b1", "mnist-bvae-mlp-z20-b1", None),
+    "denoising": ("denoising?model=mnist-dae-conv-z128-mixed", "mnist-dae-conv-z128-mixed", None),
+    "anomalies": ("anomalies?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", None),
+    "train": ("train", None, None),
+    "your-model": ("your-model", None, None),
 }
 
 
@@ -67,8 +75,12 @@ def digit_photo(path: Path) -> None:
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshots"
-    wanted = sys.argv[2:] or list(VIEWS)
+    args = sys.argv[1:]
+    present = "--present" in args
+    args = [a for a in args if a != "--present"]
+    width, height = (1024, 768) if present else (1280, 800)
+    out = Path(args[0]) if args else ROOT / "docs" / "screenshots" / ("present" if present else "")
+    wanted = args[1:] or list(VIEWS)
     unknown = set(wanted) - set(VIEWS)
     if unknown:
         raise SystemExit(f"unknown views {sorted(unknown)}; choose from {list(VIEWS)}")
@@ -78,10 +90,9 @@ def main() -> int:
 
     installed = {e.key for e in list_models() if e.ok}
     port = free_port()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    shared = ROOT.parent / "shared" / "data"
-    if shared.is_dir() and "LATENTLAB_DATA" not in env:
-        env["LATENTLAB_DATA"] = str(shared)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LATENTLAB_CACHE": tempfile.mkdtemp()}
+    env.pop("LATENTLAB_DATA", None)  # offline, as a fresh clone: data/'s held-out test sets
+    env.pop("LATENTLAB_DOWNLOAD", None)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -91,7 +102,7 @@ def main() -> int:
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": width, "height": height})
             for _ in range(600):
                 try:
                     page.goto(url)
@@ -101,17 +112,16 @@ def main() -> int:
             page.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=120_000)
             settle(page)
             for name in wanted:
-                path, model, height, action = VIEWS[name]
+                path, model, action = VIEWS[name]
                 if model and model not in installed:
                     print(f"skipped   {name}: {model} is not installed")
                     continue
-                page.set_viewport_size({"width": 1400, "height": height})
+                if present:
+                    path += ("&" if "?" in path else "?") + "present=1"
                 page.goto(f"{url}/{path}")
                 page.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=120_000)
                 settle(page)
-                if action == "all":
-                    page.get_by_text("Show all three paths").click()
-                elif action == "upload":
+                if action == "upload":
                     photo = Path(tempfile.mkdtemp()) / "my-three.png"
                     digit_photo(photo)
                     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo))
