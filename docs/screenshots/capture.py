@@ -125,7 +125,7 @@ def main() -> int:
                     photo = Path(tempfile.mkdtemp()) / "my-three.png"
                     digit_photo(photo)
                     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo))
-                    page.get_by_text("its reconstruction").wait_for(timeout=60_000)
+                    page.get_by_text("its reconstruction", exact=True).wait_for(timeout=60_000)
                     photo.unlink()
                 settle(page)
                 broken = page.get_by_test_id("stException").count()
