@@ -150,7 +150,9 @@ if source == "test":
 
 chosen: dict[str, catalog.ModelEntry] = {}
 missing = []
-pick_cols = st.columns(3)
+# In presenter mode the pickers fold away, so the pictures start on the first 768 px.
+pick_box = st.expander("The models compared") if state_ui.presenting() else st.container()
+pick_cols = pick_box.columns(3)
 for col, role in zip(pick_cols, catalog.DENOISER_ROLES, strict=True):
     keys = [e.key for e in candidates[role]]
     if not keys:
@@ -276,7 +278,8 @@ head[0].caption("the reference")
 for col, method in zip(head[1:], methods, strict=True):
     row = result.row(method)
     col.markdown(f"**{'Noisy' if method == 'noisy' else method}**  \n{db(mean_db[method][0])} · SSIM {row.ssim:.2f}")
-    col.caption(settings(method))
+    if not state_ui.presenting():  # which filter, which model: the speaker says it
+        col.caption(settings(method))
 for i in range(min(shown, n)):
     cells = st.columns(n_cols)
     with cells[0]:

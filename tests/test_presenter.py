@@ -108,3 +108,12 @@ def test_next_demo_opens_the_next_bookmark_of_the_talk(talk_file):
     assert sorted(s.value for s in at.slider)[-1] == pytest.approx(0.5)
     at.button(key="_talk_prev").click().run()
     assert not at.exception and at.title[0].value == "Latent Lab"
+
+
+def test_presenter_mode_folds_the_denoising_pickers_so_the_pictures_come_first():
+    at = app_test("denoising", query={"present": "1", "model": "mnist-dae-mlp-z12"})
+    assert not at.exception
+    labels = [e.label for e in at.expander]
+    assert "The models compared" in labels and at.image, labels
+    at = app_test("denoising", query={"model": "mnist-dae-mlp-z12"})
+    assert "The models compared" not in [e.label for e in at.expander]
