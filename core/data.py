@@ -69,6 +69,9 @@ _IDX_FILES = {
 FREY_MD5 = "5aeb024d42b8a6091f30e5eb18c8a48d"
 FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
 DOWNLOAD_TIMEOUT_S = 20.0
+# Pages show a set's source note to every user: it says what, never where on the server's disk
+# (``Dataset.location`` keeps the path, for the CLI and the checkpoint's JSON).
+FOLDER_NOTE = "the full set, from the data folder"
 
 
 class DataError(RuntimeError):
@@ -335,7 +338,7 @@ def _load_idx_folder(name: str, root: Path, source: str) -> Dataset | None:
     if len(tx) != len(ty) or len(vx) != len(vy):
         raise DataError(f"{raw}: image and label counts differ")
     spec = REGISTRY[name]
-    note = f"{source} {raw}" if source == "folder" else "downloaded to the cache"
+    note = FOLDER_NOTE if source == "folder" else "downloaded to the cache"
     return Dataset(
         name=name,
         source=source,
@@ -372,7 +375,7 @@ def _frey_from_file(path: Path, source: str) -> Dataset:
     return Dataset(
         name="frey-faces",
         source=source,
-        source_note=f"folder {path.parent}" if source == "folder" else "downloaded to the cache",
+        source_note=FOLDER_NOTE if source == "folder" else "downloaded to the cache",
         train_x=_to_float(images[train]),
         test_x=_to_float(images[test]),
         location=str(path),
@@ -394,7 +397,7 @@ def _olivetti_dataset(images: np.ndarray, source: str, location: str) -> Dataset
     rng = np.random.default_rng(0)
     test = np.array([s * 10 + rng.integers(10) for s in range(40)])
     train = np.setdiff1d(np.arange(400), test)
-    note = f"folder {Path(location).parent}" if source == "folder" else "downloaded to the cache"
+    note = FOLDER_NOTE if source == "folder" else "downloaded to the cache"
     return Dataset(
         name="olivetti-faces",
         source=source,

@@ -170,7 +170,8 @@ if families:
             tuple(e.key for e in family), tuple(e.mtime for e in family), data.name, models, data
         )
         meta = family[0].meta
-        trained = meta.get("card", {}).get("data_source") or family[0].dataset
+        # what the training set is ("MNIST training set, 60,000 images"), never a folder's path
+        trained = catalog.trained_on(meta["dataset"]) if meta.get("dataset", {}).get("n_train") else family[0].dataset
         arch = f"{family[0].model.get('arch', '?').upper()} VAEs, latent {family[0].latent_dim}"
         note = (
             f"{len(family)} {arch}, {meta.get('train', {}).get('epochs', '?')} epochs each on {trained}; "

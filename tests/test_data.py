@@ -248,3 +248,13 @@ def test_a_damaged_held_out_file_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(data_mod, "HELD_OUT_DIR", tmp_path)
     with pytest.raises(DataError, match="frey-faces-test.npz: cannot read"):
         data_mod.held_out_test("frey-faces")
+
+
+def test_a_data_folders_path_is_never_in_the_note_pages_show(monkeypatch):
+    shared = shared_data_dir()
+    if shared is None:
+        pytest.skip("../shared/data is not beside the clone")
+    for name in ("frey-faces", "olivetti-faces"):
+        ds = load_dataset(name, shared)
+        assert ds.source_note == data_mod.FOLDER_NOTE and str(shared) not in ds.source_note
+        assert ds.location.startswith(str(shared)), "the path stays in the record, for the CLI and the JSON"
