@@ -32,7 +32,7 @@ CLICK = {"train": ("Train", "[data-testid=stMain] .js-plotly-plot, [data-testid=
 # Pages whose demo is not a picture: the home page's map of the demos; Load your model's upload
 # of the user's own files (nothing to show before that).
 SHOWN = {
-    "welcome": "[data-testid=stMain] h2:has-text('The demos')",
+    "welcome": "[data-testid=stMain] h3:has-text('The demos')",
     "your-model": "[data-testid=stMain] [data-testid=stFileUploaderDropzone]",
 }
 
