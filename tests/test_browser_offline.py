@@ -29,12 +29,10 @@ DEMO = (
 # The one click a page may need before its demo shows (the Train page trains when asked), and
 # what then shows it; every other page shows its demo with no click.
 CLICK = {"train": ("Train", "[data-testid=stMain] .js-plotly-plot, [data-testid=stMain] [data-testid=stProgress]")}
-# Pages whose demo is not a picture: the home page's map of the demos; Load your model's upload
-# of the user's own files (nothing to show before that).
-SHOWN = {
-    "welcome": "[data-testid=stMain] h3:has-text('The demos')",
-    "your-model": "[data-testid=stMain] [data-testid=stFileUploaderDropzone]",
-}
+# Pages whose demo is not a picture yet: the home page's map of the demos; Your own image and
+# Load your model, whose demo is the user's own file (the upload is what they show first).
+UPLOAD = "[data-testid=stMain] [data-testid=stFileUploaderDropzone]"
+SHOWN = {"welcome": "[data-testid=stMain] h3:has-text('The demos')", "your-image": UPLOAD, "your-model": UPLOAD}
 
 TIMINGS: dict[str, float] = {}
 
