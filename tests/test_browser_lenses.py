@@ -47,7 +47,7 @@ def test_each_projection_renders_and_a_click_decodes_its_point(server, page, sho
     target = page.evaluate(POINT_JS)
     page.mouse.move(target["x"], target["y"])
     page.mouse.click(target["x"], target["y"])
-    page.get_by_text(f"input #{target['id']} · 3").wait_for(timeout=30_000)
+    page.get_by_text(f"input #{target['id']} · 3").wait_for(timeout=90_000)  # a loaded 2-core CI box can take long
     settle(page)
     assert image_src(page, "reconstruction")
     assert f"row={target['id']}" in page.url and f"proj={proj}" in page.url
