@@ -58,7 +58,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "anomalies",
     "section": "Experiments",
     "order": 30,
-    "params": ("setup", "digit", "score"),
+    "params": ("setup", "digit", "score", "thr"),
     "tagline": "reconstruction error as a score",
     "blurb": "What a model never saw reconstructs badly: histograms, ROC and the top outliers.",
 }
@@ -113,6 +113,8 @@ if state_ui.first_visit(PAGE["url_path"]):
     digit = state_ui.link_value("digit", catalog.parse_int, 0, 9, "held-out digit")
     if digit is not None:
         state["an_digit"] = digit
+    state_ui.link_value("thr", catalog.parse_float, -np.inf, np.inf, "threshold")  # not a number: out now;
+    # a number is checked against the slider's range once the setup has its scores (below)
 state_ui.show_link_notes()
 
 # ---------------------------------------------------------------- the cross-data-set setup
@@ -466,10 +468,69 @@ def number(v: float) -> str:
     return fmt % v
 
 
+@dataclass(frozen=True)
+class Slider:
+    """The threshold slider of this setup, digit or model, and score: its session key and its
+    range, in steps of ``step`` (every value, the ends too, a whole number of steps)."""
+
+    key: str
+    lo: float
+    hi: float
+    step: float
+
+    def snap(self, value: float) -> float:
+        """``value`` on the slider's grid, within its ends."""
+        return min(self.hi, max(self.lo, round(value / self.step) * self.step))
+
+
+def threshold_range() -> Slider:
+    """The scores' range, widened to whole steps (about 400 of them)."""
+    lo, hi = float(scores.min()), float(scores.max())
+    hi = max(hi, lo + 1e-6)  # a slider needs a range
+    step = float(f"{(hi - lo) / 400:.2g}") or 1e-6
+    key = f"an_thr_{setup_id}_{digit if digit is not None else cur.key}_{kind}"
+    return Slider(key, float(np.floor(lo / step) * step), float(np.ceil(hi / step) * step), step)
+
+
+def threshold_from_link(text: str | None, slider: Slider) -> tuple[float | None, str | None]:
+    """A link's threshold within the slider's range (half a step of slack for the URL's rounding),
+    put on the slider's grid."""
+    value, problem = catalog.parse_float(text, -np.inf, np.inf, "threshold")
+    if value is None:
+        return None, problem
+    if not slider.lo - slider.step / 2 <= value <= slider.hi + slider.step / 2:
+        return None, f"threshold {catalog.quote(text)} is outside {slider.lo:g}..{slider.hi:g}"
+    return slider.snap(value), None
+
+
+def link_threshold(value: float) -> str:
+    """The threshold as the URL holds it: six significant digits, enough to find its step again."""
+    return f"{value:.6g}"
+
+
+thr = threshold_range()
+if state_ui.first_visit(PAGE["url_path"] + "-ends"):  # the range is known once the setup has its scores
+    linked = state_ui.link_value("thr", threshold_from_link, thr)
+    if linked is not None:
+        state[thr.key] = linked
+    state_ui.show_link_notes()
+if thr.key not in state:  # start where 5 % of the normal images are flagged
+    state[thr.key] = thr.snap(float(np.quantile(scores[~is_anomaly], 0.95)))
+elif not thr.lo <= state[thr.key] <= thr.hi:  # the same key, other scores (a model trained again)
+    state[thr.key] = thr.snap(state[thr.key])
+
+
 @st.fragment
 def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
     """The threshold slider and everything it moves: a move reruns only this part of the page."""
-    threshold = threshold_slider()
+    threshold = st.slider(
+        f"Threshold: a score above it is flagged as anomalous ({unit})",
+        thr.lo,
+        thr.hi,
+        step=thr.step,
+        format=fmt,
+        key=thr.key,
+    )
     stats = threshold_stats(scores, is_anomaly, threshold)
     stats_row(stats)
     hist_col, roc_col = st.columns([1.4, 1], gap="medium")
@@ -485,26 +546,7 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
             f"**Your image** scores {number(user[1])} ({unit}): higher than {share:.0%} of the normal test "
             f"images, so at this threshold it is {verdict}."
         )
-    state_ui.set_link(setup=setup_id, digit=digit, score=kind)
-
-
-def threshold_slider() -> float:
-    """The threshold over the scores' range, one slider per setup, digit or model, and score."""
-    lo, hi = float(scores.min()), float(scores.max())
-    hi = max(hi, lo + 1e-6)  # a slider needs a range
-    step = float(f"{(hi - lo) / 400:.2g}") or 1e-6
-    slider_key = f"an_thr_{setup_id}_{digit if digit is not None else cur.key}_{kind}"
-    if slider_key not in state:  # start where 5 % of the normal images are flagged
-        default = float(np.quantile(scores[~is_anomaly], 0.95))
-        state[slider_key] = min(hi, max(lo, lo + round((default - lo) / step) * step))
-    return st.slider(
-        f"Threshold: a score above it is flagged as anomalous ({unit})",
-        lo,
-        hi,
-        step=step,
-        format=fmt,
-        key=slider_key,
-    )
+    state_ui.set_link(setup=setup_id, digit=digit, score=kind, thr=link_threshold(threshold))
 
 
 def stats_row(stats: ThresholdStats) -> None:

@@ -27,7 +27,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "directions",
     "section": "Explore",
     "order": 45,
-    "params": ("src_a", "a", "rows_a", "src_b", "b", "rows_b", "start", "alpha"),
+    "params": ("src_a", "a", "rows_a", "src_b", "b", "rows_b", "start", "alpha", "name"),
     "tagline": "latent arithmetic: add a direction",
     "blurb": "d = mean(A) − mean(B): walk any code along it, and see what else it moves.",
 }
@@ -73,6 +73,25 @@ def parse_link_rows(text: str | None, what: str) -> tuple[list[int] | None, str 
     return (rows, None) if rows else (None, f"{what} {catalog.quote(text)}: {problem or 'no image numbers'}")
 
 
+NAME_MOST = 40  # characters of a direction's name
+NAME_MARKS = set(" -_.,:;!?'()+/&=%°·−→←")  # besides letters and digits: a name is plain text
+
+
+def parse_name(text: str | None) -> tuple[str | None, str | None]:
+    """A link's direction name: plain text (letters, digits, spaces and a few marks, no markup),
+    cut to NAME_MOST characters (with a note, and the cut name goes back into the URL)."""
+    if text is None:
+        return None, None
+    name = " ".join(text.split())
+    if not name:
+        return None, None
+    if not all(ch.isalnum() or ch in NAME_MARKS for ch in name):
+        return None, f"direction name {catalog.quote(text)} is not plain text (letters, digits, spaces, - . , : ( ))"
+    if len(name) > NAME_MOST:
+        return name[:NAME_MOST].rstrip(), f"the direction name was cut to {NAME_MOST} characters"
+    return name, None
+
+
 def read_link_group(side: str) -> None:
     """One group from the link: its source, and its class or its image numbers."""
     src = state_ui.link_value(f"src_{side}", catalog.parse_choice, tuple(SOURCES), f"source of group {side}")
@@ -97,6 +116,9 @@ if state_ui.first_visit(PAGE["url_path"]):
     alpha = state_ui.link_value("alpha", catalog.parse_float, -2.0, 2.0, "step along d")
     if alpha is not None:
         state["dir_alpha"] = alpha
+    linked_name = state_ui.link_value("name", parse_name)
+    if linked_name is not None:
+        state["dir_name"] = linked_name
 state_ui.show_link_notes()
 for side in ("a", "b"):
     handoff = state.pop(f"dir_handoff_{side}", None)  # a lasso selection sent from the latent map
@@ -303,12 +325,12 @@ with right:
 
 
 def save_direction() -> None:
-    name = (state.get("dir_name") or d.name).strip()[:40]
+    name = (state.get("dir_name") or d.name).strip()[:NAME_MOST]
     saved[name] = d.vector.copy()
 
 
 row = st.columns([2, 1, 2])
-row[0].text_input("Name", key="dir_name", placeholder=d.name, label_visibility="collapsed")
+row[0].text_input("Name", key="dir_name", placeholder=d.name, max_chars=NAME_MOST, label_visibility="collapsed")
 row[1].button(":material/bookmark_add: Save this direction", key="dir_save", on_click=save_direction)
 if saved:
     row[2].caption("Saved: " + ", ".join(saved) + ". Saved directions join the bars above.")
@@ -322,5 +344,9 @@ def group_link(side: str, rows: np.ndarray, cls: int | None) -> dict:
 
 
 state_ui.set_link(
-    **group_link("a", rows_a, cls_a), **group_link("b", rows_b, cls_b), start=start_row, alpha=f"{alpha:g}"
+    **group_link("a", rows_a, cls_a),
+    **group_link("b", rows_b, cls_b),
+    start=start_row,
+    alpha=f"{alpha:g}",
+    name=parse_name(state.get("dir_name") or None)[0],  # what a link could bring back: plain text
 )

@@ -8,9 +8,9 @@ import numpy as np
 import streamlit as st
 
 from core import catalog
-from core.checkpoints import CheckpointError
-from core.config import KINDS, ConfigError, kinds_help
-from core.data import Dataset
+from core.checkpoints import NAME_RE, CheckpointError
+from core.config import KINDS, MAX_LATENT, ConfigError, kinds_help
+from core.data import REGISTRY, Dataset
 from core.images import to_png
 from core.jobs import (
     CANCELLED,
@@ -24,7 +24,7 @@ from core.jobs import (
     start_training,
 )
 from core.latent import image_grid
-from core.train import TrainConfig, check_training_data
+from core.train import MAX_EPOCHS, MAX_LR, TrainConfig, check_training_data
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
@@ -36,7 +36,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "url_path": "train",
     "section": "Train",
     "order": 10,
-    "params": (),
+    "params": ("data", "kind", "arch", "latent", "beta", "epochs", "lr", "name"),
     "tagline": "in the browser",
     "blurb": "Any model of the family on any data set, with live loss curves; saved to your checkpoints.",
 }
@@ -73,7 +73,49 @@ def open_in_sidebar(key: str, dataset: str) -> None:
 
 
 # ---------------------------------------------------------------- the settings
+ARCHS = {"mlp": "MLP", "conv": "Conv"}
+BETA_MOST = 1000.0  # the largest β a link may ask for (the form takes any β ≥ 0)
+FORM_DEFAULTS = {"tr_dataset": "mnist-5k", "tr_model": "vae", "tr_arch": "mlp", "tr_latent": 10, "tr_beta": 1.0,
+                 "tr_epochs": 3, "tr_lr": 1e-3}  # fmt: skip
 
+
+def lr_from_link(text: str | None) -> tuple[float | None, str | None]:
+    """A link's learning rate: a number in (0, MAX_LR] (``catalog.parse_float`` takes 0 too)."""
+    value, problem = catalog.parse_float(text, 0.0, MAX_LR, "learning rate")
+    if value == 0:
+        return None, "learning rate 0 is not above 0"
+    return value, problem
+
+
+def name_from_link(text: str | None) -> tuple[str | None, str | None]:
+    """A link's checkpoint name: letters, digits, '.', '_' and '-', as a saved name must be."""
+    if text is None:
+        return None, None
+    if NAME_RE.match(text) and ".." not in text:
+        return text, None
+    return None, f"checkpoint name {catalog.quote(text)} is not 1-100 letters, digits, '.', '_' or '-'"
+
+
+def read_link() -> None:
+    """Every setting of the form, from the link (once per session): "train this" as a bookmark."""
+    values = {
+        "tr_dataset": state_ui.link_value("data", catalog.parse_choice, [*REGISTRY, inputs.YOUR_IMAGES], "data set"),
+        "tr_model": state_ui.link_value("kind", catalog.parse_choice, list(KINDS), "model kind"),
+        "tr_arch": state_ui.link_value("arch", catalog.parse_choice, list(ARCHS), "architecture"),
+        "tr_latent": state_ui.link_value("latent", catalog.parse_int, 1, MAX_LATENT, "latent size"),
+        "tr_beta": state_ui.link_value("beta", catalog.parse_float, 0.0, BETA_MOST, "β"),
+        "tr_epochs": state_ui.link_value("epochs", catalog.parse_int, 1, MAX_EPOCHS, "epochs"),
+        "tr_lr": state_ui.link_value("lr", lr_from_link),
+        "tr_name": state_ui.link_value("name", name_from_link),
+    }
+    state.update({k: v for k, v in values.items() if v is not None})
+
+
+if state_ui.first_visit(PAGE["url_path"]):
+    read_link()
+state_ui.show_link_notes()
+for _key, _value in FORM_DEFAULTS.items():
+    state.setdefault(_key, _value)
 running = job is not None and not job.done
 c = st.columns([1.4, 1.2, 0.8])
 dataset_name = inputs.dataset_picker(
@@ -88,9 +130,9 @@ preset = c[1].selectbox("Model", list(KINDS), format_func=lambda k: KINDS[k].tit
 arch = (
     c[2].segmented_control(
         "Architecture",
-        ["mlp", "conv"],
-        default="mlp",
-        format_func=lambda a: {"mlp": "MLP", "conv": "Conv"}[a],
+        list(ARCHS),
+        format_func=ARCHS.get,
+        required=True,
         key="tr_arch",
         help="MLP: fully connected, fast on a CPU. Conv: convolutions, sharper images, several times slower.",
     )
@@ -99,10 +141,9 @@ arch = (
 kind = KINDS[preset]
 variational = kind.variational
 c = st.columns(4)
-latent = c[0].number_input("Latent size", value=10, step=1, key="tr_latent", help="Dimensions of the code, 1 to 128")
+latent = c[0].number_input("Latent size", step=1, key="tr_latent", help="Dimensions of the code, 1 to 128")
 beta = c[1].number_input(
     "β",
-    value=1.0,
     step=0.5,
     format="%g",
     key="tr_beta",
@@ -110,10 +151,10 @@ beta = c[1].number_input(
     help="Weight of the KL term (β-VAE); 1 is the plain VAE." if variational else "An AE has no KL term, so no β.",
 )
 epochs = c[2].number_input(
-    "Epochs", value=3, step=1, key="tr_epochs", help="Passes over the training images; 3 take a few seconds on MNIST 5k"
+    "Epochs", step=1, key="tr_epochs", help="Passes over the training images; 3 take a few seconds on MNIST 5k"
 )
 lr = c[3].number_input(
-    "Learning rate", value=1e-3, step=1e-4, format="%g", key="tr_lr", help="Adam's step size; 10⁻³ is a safe start"
+    "Learning rate", step=1e-4, format="%g", key="tr_lr", help="Adam's step size; 10⁻³ is a safe start"
 )
 suggested = f"{dataset_name}-{preset}-{arch}-z{latent}" + (f"-b{beta:g}" if variational and beta != 1 else "")
 if state.get("tr_name") in (None, "", state.get("tr_name_suggested")):
@@ -127,6 +168,16 @@ name = c[0].text_input(
     help="Letters, digits, '.', '_' and '-'. A name already taken gets -2, -3, … added: nothing is overwritten.",
 )
 start = c[1].button("Train", type="primary", icon=":material/play_arrow:", disabled=running, key="tr_start")
+state_ui.set_link(
+    data=dataset_name,
+    kind=preset,
+    arch=arch,
+    latent=latent,
+    beta=f"{beta:g}",
+    epochs=epochs,
+    lr=f"{lr:g}",
+    name=name_from_link(name or None)[0],  # a name that could be saved (else the link would drop it)
+)
 
 
 def preview_rows(data: Dataset) -> np.ndarray:

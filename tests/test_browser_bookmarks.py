@@ -64,7 +64,7 @@ CASES: dict[str, list[tuple[str, dict[str, str]]]] = {
         (CVAE, {"src_a": "upload", "ya": "3", "src_b": "upload", "yb": "5"}),
     ],
     "directions": [
-        (MODEL, {"a": "3", "b": "8", "start": "5", "alpha": "-0.5"}),
+        (MODEL, {"a": "3", "b": "8", "start": "5", "alpha": "-0.5", "name": "3 → 8, the loops"}),
         (MODEL, {"src_a": "hand", "rows_a": "3-5,9", "src_b": "map", "rows_b": "10-12"}),
     ],
     "ae-vs-vae": [
@@ -96,9 +96,24 @@ CASES: dict[str, list[tuple[str, dict[str, str]]]] = {
             },
         )
     ],
-    "anomalies": [(MODEL, {"setup": "cross", "score": "elbo"})],
+    "anomalies": [(MODEL, {"setup": "cross", "score": "elbo", "thr": "690.9"})],  # thr: 147 steps of 4.7 nats
     "beta-sweep": [(MODEL, {"data": "lfw-faces", "betas": "0.2,0.6", "epochs": "2", "latent": "4", "loss": "convex"})],
     "your-image": [(CVAE, {"input": "upload", "digit": "3"})],
+    "train": [
+        (
+            MODEL,
+            {
+                "data": "lfw-faces",
+                "kind": "ae",
+                "arch": "conv",
+                "latent": "6",
+                "beta": "2.5",
+                "epochs": "7",
+                "lr": "0.005",
+                "name": "faces-try",
+            },
+        )
+    ],
 }
 # Settings no case sets, and why (each is still read and checked by the page).
 NOT_SET = {

@@ -216,6 +216,38 @@ def test_a_link_restores_the_setup_and_a_bad_one_gets_a_note():
     assert "unknown setup 'moon'" in notes and "held-out digit 12 is outside 0..9" in notes
 
 
+def threshold(at):
+    return next(s for s in at.slider if s.key.startswith("an_thr_"))
+
+
+def test_the_threshold_round_trips_through_the_link():
+    # Before: the threshold was not in the link; a bookmark opened on the default 5 % false alarms.
+    at = ok(app_test("anomalies", query={"model": "mnist-vae-mlp-z12", "setup": "cross", "score": "elbo"}))
+    slider = threshold(at)
+    assert at.query_params["thr"] == f"{slider.value:.6g}", "the default threshold is in the URL too"
+    low = round((slider.min + 0.2 * (slider.max - slider.min)) / slider.step) * slider.step
+    linked = ok(app_test("anomalies", query={**at.query_params, "thr": f"{low:.6g}"}))
+    assert threshold(linked).value == low and linked.query_params["thr"] == f"{low:.6g}"
+    assert metrics(linked)["False alarms"] != metrics(at)["False alarms"], "the threshold moved"
+    high = round((slider.min + 0.7 * (slider.max - slider.min)) / slider.step) * slider.step
+    ok(linked.slider(key=slider.key).set_value(high).run())
+    assert linked.query_params["thr"] == f"{high:.6g}"
+    again = ok(app_test("anomalies", query=dict(linked.query_params)))
+    assert threshold(again).value == high and dict(again.query_params) == dict(linked.query_params)
+    assert metrics(again) == metrics(linked), "the same threshold: the same precision, recall and counts"
+
+
+@pytest.mark.parametrize(
+    ("thr", "note"), [("1e9", "threshold '1e9' is outside"), ("abc", "threshold 'abc' is not a number")]
+)
+def test_a_threshold_out_of_the_range_gets_a_note_and_leaves_the_url(thr, note):
+    at = ok(app_test("anomalies", query={"model": "mnist-vae-mlp-z12", "setup": "cross", "thr": thr}))
+    assert note in " ".join(i.value for i in at.info)
+    slider = threshold(at)
+    assert at.query_params["thr"] == f"{slider.value:.6g}" != thr, "the default threshold replaces it"
+    assert slider.min <= slider.value <= slider.max
+
+
 @requires_shared_data
 def test_mnist_against_fashion_mnist_with_the_full_data(monkeypatch):
     monkeypatch.setenv("LATENTLAB_DATA", str(shared_data_dir()))

@@ -83,3 +83,27 @@ def test_every_setting_round_trips_through_the_link():
     assert dict(again.query_params) == dict(at.query_params) and image_urls(again) == image_urls(at)
     bad = page(src_a="hand", rows_a="1-99999")
     assert any("images of group a" in i.value for i in bad.info)
+
+
+def test_the_direction_name_round_trips_through_the_link():
+    # Before: the name typed for a direction was not in the link.
+    at = page(a="3", b="8", name="thin to round")
+    assert at.text_input(key="dir_name").value == "thin to round" and at.query_params["name"] == "thin to round"
+    at.text_input(key="dir_name").input("3 → 8, the loops").run()
+    assert at.query_params["name"] == "3 → 8, the loops"
+    link = dict(at.query_params)
+    again = page(link.pop("model"), **link)
+    assert again.text_input(key="dir_name").value == "3 → 8, the loops"
+    assert dict(again.query_params) == dict(at.query_params)
+    at.text_input(key="dir_name").input("").run()
+    assert "name" not in at.query_params, "no name, no parameter"
+
+
+def test_a_long_name_is_cut_and_markup_leaves_the_url():
+    long = page(name="a very long name " * 10)
+    assert long.text_input(key="dir_name").value == "a very long name a very long name a very"
+    assert long.query_params["name"] == "a very long name a very long name a very"
+    assert any("cut to 40 characters" in i.value for i in long.info)
+    bad = page(name="<b>bold</b>")
+    assert any("direction name '<b>bold</b>' is not plain text" in i.value for i in bad.info)
+    assert "name" not in bad.query_params and not bad.text_input(key="dir_name").value

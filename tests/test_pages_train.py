@@ -240,3 +240,67 @@ def test_a_broken_upload_gets_a_message_and_trains_nothing():
     at.button(key="tr_start").click().run()
     assert "tr_job" not in at.session_state
     assert any("Upload your images first" in e.value for e in at.error)
+
+
+LINK = {
+    "data": "lfw-faces",
+    "kind": "ae",
+    "arch": "conv",
+    "latent": "6",
+    "beta": "2.5",
+    "epochs": "7",
+    "lr": "0.005",
+    "name": "faces-try",
+}
+
+
+def form(at) -> dict:
+    """What the Train form shows."""
+    return {
+        "data": at.selectbox(key="tr_dataset").value,
+        "kind": at.selectbox(key="tr_model").value,
+        "arch": at.button_group(key="tr_arch").value,
+        **{p: at.number_input(key=f"tr_{p}").value for p in ("latent", "beta", "epochs", "lr")},
+        "name": at.text_input(key="tr_name").value,
+    }
+
+
+def test_every_setting_of_the_form_round_trips_through_the_link():
+    # Before: the Train page kept nothing in its link, so "train this" could not be bookmarked.
+    at = app_test("train", query=LINK)
+    assert not at.exception, at.exception
+    assert form(at) == {**LINK, "latent": 6, "beta": 2.5, "epochs": 7, "lr": 0.005}
+    assert {k: at.query_params[k] for k in LINK} == LINK
+    at.number_input(key="tr_epochs").set_value(12).run()
+    at.selectbox(key="tr_model").select("vae").run()
+    at.button_group(key="tr_arch").set_value("mlp").run()
+    assert (at.query_params["epochs"], at.query_params["kind"], at.query_params["arch"]) == ("12", "vae", "mlp")
+    assert at.query_params["name"] == "faces-try", "a name of one's own stays"
+    again = app_test("train", query=dict(at.query_params))
+    assert form(again) == form(at) and dict(again.query_params) == dict(at.query_params)
+
+
+def test_without_a_name_in_the_link_the_name_follows_the_linked_settings():
+    at = app_test("train", query={k: v for k, v in LINK.items() if k != "name"})
+    assert at.text_input(key="tr_name").value == "lfw-faces-ae-conv-z6" == at.query_params["name"]
+    at.number_input(key="tr_latent").set_value(8).run()
+    assert at.query_params["name"] == "lfw-faces-ae-conv-z8"
+
+
+def test_bad_settings_in_the_link_get_a_note_and_leave_the_url():
+    bad = {"kind": "gan", "latent": "500", "beta": "-1", "epochs": "0", "lr": "0", "name": "my model!"}
+    at = app_test("train", query=bad)
+    assert not at.exception, at.exception
+    notes = " ".join(i.value for i in at.info)
+    for part in (
+        "unknown model kind 'gan'",
+        "latent size 500 is outside 1..128",
+        "β '-1' is outside 0..1000",
+        "epochs 0 is outside 1..10000",
+        "learning rate 0 is not above 0",
+        "checkpoint name 'my model!' is not",
+    ):
+        assert part in notes, notes
+    assert form(at) == {"data": "mnist-5k", "kind": "vae", "arch": "mlp", "latent": 10, "beta": 1.0, "epochs": 3,
+                        "lr": 0.001, "name": "mnist-5k-vae-mlp-z10"}  # fmt: skip
+    assert not {k for k, v in bad.items() if at.query_params.get(k) == v}, "no bad value stays in the URL"
