@@ -144,7 +144,12 @@ def _foreign_source(loaded: LoadedModel) -> tuple[Path, OnnxSpec]:
     return Path(loaded.path) / DECODER_FILE, model.spec
 
 
-def prepare(loaded: LoadedModel, folder: str | os.PathLike) -> BrowserDecoder:
+class ExportInProgress(RuntimeError):
+    """Another thread is exporting a decoder right now (the warm-up at server start): a page
+    that must not wait decodes on the server this run and asks again on the next."""
+
+
+def prepare(loaded: LoadedModel, folder: str | os.PathLike, wait: bool = True) -> BrowserDecoder:
     """Put ``loaded``'s decoder into ``folder`` (once per model: later calls find it there) and
     say how to run it. Exports one of our checkpoints with :func:`core.export.export_checkpoint`
     (a few seconds); copies a foreign model's decoder.onnx. Raises BrowserDecoderError."""
@@ -163,9 +168,15 @@ def prepare(loaded: LoadedModel, folder: str | os.PathLike) -> BrowserDecoder:
         _check_size(src)
         _publish(src, onnx_path)
     else:
-        with _EXPORTING:  # one export at a time: the warm-up thread and a page may both ask
+        # One export at a time: the warm-up thread and a page may both ask. A page does not
+        # queue behind the warm-up's exports (wait=False): it hears ExportInProgress instead.
+        if not _EXPORTING.acquire(blocking=wait):
+            raise ExportInProgress("the in-browser decoders are still being prepared (a few seconds)")
+        try:
             spec = _read_cached(json_path) if onnx_path.is_file() else None
             spec = spec or _export_ours(loaded, onnx_path)
+        finally:
+            _EXPORTING.release()
     _write_spec(spec, json_path)
     return BrowserDecoder.from_spec(spec, onnx_path.name)
 

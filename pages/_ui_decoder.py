@@ -46,7 +46,7 @@ _mount = st.components.v2.component(
 def _prepare(key: str, mtime: float, _loaded) -> bd.BrowserDecoder | str:
     """The model's browser decoder (exported once, then found on disk), or why there is none."""
     try:
-        return bd.prepare(_loaded, STATIC / "decoders")
+        return bd.prepare(_loaded, STATIC / "decoders", wait=False)  # ExportInProgress: not cached
     except bd.BrowserDecoderError as exc:
         return str(exc)
 
@@ -85,7 +85,10 @@ def setup(cur, fallback: str = "The sliders decode on the server") -> dict | Non
         except bd.BrowserDecoderError as exc:
             why = str(exc)
     if why is None:
-        dec = _prepare(cur.key, cur.entry.mtime, cur.ckpt)
+        try:
+            dec = _prepare(cur.key, cur.entry.mtime, cur.ckpt)
+        except bd.ExportInProgress as exc:
+            dec, why = None, f"{exc}; the next move tries again"
         if isinstance(dec, str):
             why = f"this model's decoder cannot run in the browser: {dec}"
     if why is not None:

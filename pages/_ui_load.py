@@ -47,16 +47,17 @@ def freeze_imports() -> None:
 
 def warm_up() -> None:
     """Import the torch-backed engine in a background thread, once per process, so the first
-    page paints without waiting for torch and the demos open warm; then export the shipped
-    models' browser decoders (the default model's first), so no slider page waits for one."""
+    page paints without waiting for torch and the demos open warm; then export the default
+    model's browser decoder, so the first slider page of a class does not wait for it."""
     if not getattr(warm_up, "started", False):
         warm_up.started = True
 
         from pages import _ui_decoder  # registers its component here, in the script's thread
 
-        entries = [e for e in models() if e.ok and e.source == "shipped"]
-        first = catalog.default_model(entries)
-        entries.sort(key=lambda e: e is not first)  # the model a class opens on, first
+        # Only the model a class opens on: exporting every shipped decoder would take the CPU
+        # from the first pages for a minute or two; the others export on their first visit.
+        first = catalog.default_model([e for e in models() if e.ok and e.source == "shipped"])
+        entries = [first] if first else []
 
         def load() -> None:
             import core.checkpoints

@@ -74,6 +74,15 @@ def test_the_shipped_decoders_are_exported_ahead_and_a_broken_model_is_skipped(c
     assert bd.export_ahead([good], out) == ["tiny-cvae"], "the page finds it on disk: no wait"
 
 
+def test_a_page_never_waits_behind_another_threads_export(checkpoint, tmp_path):
+    model = loaded(checkpoint)
+    # the warm-up thread is exporting another model: the page hears so at once
+    with bd._EXPORTING, pytest.raises(bd.ExportInProgress, match="still being prepared"):
+        bd.prepare(model, tmp_path, wait=False)
+    assert not list(tmp_path.iterdir()), "nothing half-written"
+    assert bd.prepare(model, tmp_path, wait=False).file.endswith(".onnx"), "the next run exports it"
+
+
 def test_a_foreign_model_serves_its_own_decoder(checkpoint, tmp_path):
     folder = export_checkpoint(checkpoint, tmp_path / "foreign").folder
     onnx = load_onnx_model(folder)

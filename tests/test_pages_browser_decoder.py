@@ -76,7 +76,7 @@ def test_the_link_can_ask_for_the_server_and_one_line_says_so():
 
 
 def test_a_decoder_that_cannot_be_exported_falls_back_with_one_line(monkeypatch):
-    def refuse(loaded, folder):
+    def refuse(loaded, folder, wait=True):
         raise bd.BrowserDecoderError("the decoder could not be exported: a test says no")
 
     monkeypatch.setattr(bd, "prepare", refuse)
@@ -103,3 +103,19 @@ def test_the_interpolation_scrubber_walks_the_path_in_the_browser():
     assert data["labels"] == [0, 1] and data["t"] == 0.5
     at.segmented_control(key="ip_method").set_value("pixel").run()
     assert not component_data(at), "no scrubber for a pixel cross-fade"
+
+
+def test_while_another_export_runs_the_page_decodes_on_the_server_and_says_so(monkeypatch):
+    def busy(loaded, folder, wait=True):
+        assert wait is False, "a page never queues behind the warm-up's export"
+        raise bd.ExportInProgress("the in-browser decoders are still being prepared (a few seconds)")
+
+    monkeypatch.setattr(bd, "prepare", busy)
+    _ui_decoder._prepare.clear()
+    try:
+        at = open_page("latent_sliders", model="mnist-vae-mlp-z2")
+        assert not component_data(at) and len(at.slider) == 2, "the server's sliders, at once"
+        lines = [c.value for c in at.caption if "still being prepared" in c.value]
+        assert len(lines) == 1 and "tries again" in lines[0]
+    finally:
+        _ui_decoder._prepare.clear()
