@@ -1,18 +1,18 @@
 """Latent Lab: the Streamlit entry point. Run with ``make run`` (or ``streamlit run app.py``).
 
 This file is the frame around every page: the navigation (one file per page in ``pages/``, from
-the page table of ``core.site``, which each page's ``PAGE`` declaration fills),
+the page table of ``core.app.site``, which each page's ``PAGE`` declaration fills),
 the sidebar's model picker with its model card, and the URL (``?model=`` and each page's own
 settings, so a bookmark restores what was on screen), and presenter mode (``?present=1`` or the
 sidebar's switch: no sidebar or toolbar, larger type and images, and a "Next demo" bar that
-steps through a talk's bookmarks, ``core.talk``; a talk of your own: ``LATENTLAB_TALK=talk.json``).
+steps through a talk's bookmarks, ``core.app.talk``; a talk of your own: ``LATENTLAB_TALK=talk.json``).
 """
 
 import streamlit as st
 
 st.set_page_config(page_title="Latent Lab", page_icon="🧭", layout="wide")
 
-from core.site import SECTIONS, page_table  # noqa: E402  (ast only: cheap, no torch)
+from core.app.site import SECTIONS, page_table  # noqa: E402  (ast only: cheap, no torch)
 
 
 def _to_home() -> None:
@@ -48,7 +48,7 @@ page = st.navigation(PAGES, expanded=True)  # every demo visible (the default fo
 if page is HOME_ALIAS:
     st.switch_page(BY_PATH[HOME_ALIAS.url_path], query_params=st.query_params.to_dict())
 
-from core import catalog, talk  # noqa: E402
+from core.app import catalog, talk  # noqa: E402
 from pages import _ui_load as load  # noqa: E402
 from pages import _ui_state as state_ui  # noqa: E402
 
@@ -90,7 +90,7 @@ def presenter_mode() -> bool:
 
 
 def presenter_bar(current: st.Page) -> None:
-    """Bottom right in presenter mode: previous / next demo of the talk (core.talk) and exit."""
+    """Bottom right in presenter mode: previous / next demo of the talk (core.app.talk) and exit."""
     demos, problems = talk.load_talk()
     if state_ui.first_visit("_talk"):
         for problem in problems:

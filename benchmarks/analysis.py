@@ -30,12 +30,13 @@ import numpy as np
 import torch
 
 from benchmarks.machine import header
-from core import anomaly, denoise, latent, sweep
-from core.checkpoints import load_checkpoint
-from core.config import ModelConfig
-from core.data import REGISTRY, DataError, Dataset, load_dataset
-from core.models import AutoEncoder, build_model
-from core.train import TrainConfig
+from core.data.registry import REGISTRY, DataError, Dataset, load_dataset
+from core.experiments import anomaly, sweep
+from core.formats.checkpoints import load_checkpoint
+from core.lenses import denoise, latent
+from core.models.config import ModelConfig
+from core.models.networks import AutoEncoder, build_model
+from core.training.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data"

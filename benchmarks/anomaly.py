@@ -9,7 +9,7 @@ Prints, each figure labelled with the machine and the date:
    manifest's recipe when absent), AUROC on the FULL test set (10,000 images, the other nine
    digits being the anomalies) of two scores: the reconstruction error (MSE) and the
    reconstruction error per unit of edge (squared error summed over pixels / the image's total
-   variation, ``core.anomaly.edge_length``); beside them PCA (32 components, fitted on the same
+   variation, ``core.experiments.anomaly.edge_length``); beside them PCA (32 components, fitted on the same
    training images) scored both ways, on the same test images. Mean and worst digit.
 2. the anomaly page's held-out-digit recipe: seconds to train it (10 epochs on the offline digits
    but one, one thread; the page's "about N s"), and seconds to load and score the shipped one.
@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from benchmarks.machine import header
-from core import anomaly
-from core.checkpoints import SHIPPED_DIR, load_checkpoint
-from core.data import DataError, Dataset, load_dataset
-from core.pretrain import build_entry, read_manifest
+from core.data.registry import DataError, Dataset, load_dataset
+from core.experiments import anomaly
+from core.formats.checkpoints import SHIPPED_DIR, load_checkpoint
+from core.training.pretrain import build_entry, read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = ROOT.parent / "shared" / "data"

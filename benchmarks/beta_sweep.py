@@ -4,10 +4,10 @@
 
 Prints, each figure labelled with the machine and the date:
 
-1. the page's quick sweep (core.sweep.PRESETS["quick"]) on the offline 5,000 digits: its
+1. the page's quick sweep (core.experiments.sweep.PRESETS["quick"]) on the offline 5,000 digits: its
    table, its wall time and its CPU time (issue 15's target: ≤ 30 s on 2 cores). The CPU
    time is what the same run takes on one free core; a machine shared with other jobs shows
-   a larger wall time. Also the measured seconds per model-epoch (core.sweep's
+   a larger wall time. Also the measured seconds per model-epoch (core.experiments.sweep's
    ``SECONDS_PER_MODEL_EPOCH``, the page's estimate);
 2. the talk's table (PRESETS["talk"]: M = (1-β)·MSE + β·KL, β from 1 down to 0) with the
    talk's published variances beside ours, and whether ours are monotone in β;
@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 
 from benchmarks.machine import header
-from core import catalog, sweep
-from core.checkpoints import load_checkpoint
-from core.data import DataError, load_dataset
+from core.app import catalog
+from core.data.registry import DataError, load_dataset
+from core.experiments import sweep
+from core.formats.checkpoints import load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

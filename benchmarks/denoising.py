@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import header
-from core import denoise
-from core.checkpoints import load_checkpoint
-from core.data import DataError, load_dataset
+from core.data.registry import DataError, load_dataset
+from core.formats.checkpoints import load_checkpoint
+from core.lenses import denoise
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = [

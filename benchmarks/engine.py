@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmarks.machine import header
-from core.config import ModelConfig
-from core.data import load_dataset
-from core.train import Callback, TrainConfig, train_model
+from core.data.registry import load_dataset
+from core.models.config import ModelConfig
+from core.training.train import Callback, TrainConfig, train_model
 
 
 class ExampleVAE(nn.Module):

@@ -2,10 +2,10 @@
 
     python -m benchmarks.foreign [--checkpoint checkpoints/mnist-vae-conv-z16] [--repeats 200]
 
-Exports the checkpoint to a temporary ONNX model folder (``core.export.export_checkpoint``),
-loads it back through ``core.onnx_model.OnnxModel`` (onnxruntime, CPU, one intra-op thread, as
+Exports the checkpoint to a temporary ONNX model folder (``core.formats.export.export_checkpoint``),
+loads it back through ``core.formats.onnx_model.OnnxModel`` (onnxruntime, CPU, one intra-op thread, as
 the app serves it) and prints, side by side in one run, decode milliseconds per image through
-``core.latent.decode`` (the path every page takes) for one code and for a batch of 64: torch
+``core.lenses.latent.decode`` (the path every page takes) for one code and for a batch of 64: torch
 with its default threads, torch with one thread, and onnxruntime with one thread. Also the
 export time, the folder's size and the largest differences from torch. Figures are printed,
 never asserted.
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from benchmarks.machine import header
-from core import latent
-from core.checkpoints import load_checkpoint
-from core.export import export_checkpoint
-from core.onnx_model import load_onnx_model
-from core.protocol import LatentModel
+from core.formats.checkpoints import load_checkpoint
+from core.formats.export import export_checkpoint
+from core.formats.onnx_model import load_onnx_model
+from core.lenses import latent
+from core.models.protocol import LatentModel
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "checkpoints" / "mnist-vae-conv-z16"

@@ -4,8 +4,8 @@
 
 For each checkpoint (default: the shipped ``mnist-iwae-mlp-z40-bin``): the one-sample negative
 ELBO (analytic KL, z ~ q(z|x) seeded) and the K-sample importance-weighted NLL
-(:func:`core.evaluate.iw_nll`, its ± is the standard error over test images), on the MNIST test
-split binarized once (each pixel ~ Bernoulli(grey level), ``core.evaluate.binarize_fixed``, seed 0).
+(:func:`core.models.evaluate.iw_nll`, its ± is the standard error over test images), on the MNIST test
+split binarized once (each pixel ~ Bernoulli(grey level), ``core.models.evaluate.binarize_fixed``, seed 0).
 Burda et al.'s figures (Table 1, one stochastic layer, dynamically binarized MNIST, K = 5000) are
 printed beside them. A checkpoint trained on grey levels is scored on the same binary images, with
 no retraining. K × n decoder passes: 5e7 for the full protocol (≈ 20 min on one free core for
@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import header
-from core.checkpoints import load_checkpoint
-from core.data import load_dataset
-from core.evaluate import binarize_fixed, evaluate, iw_nll
+from core.data.registry import load_dataset
+from core.formats.checkpoints import load_checkpoint
+from core.models.evaluate import binarize_fixed, evaluate, iw_nll
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = "mnist-iwae-mlp-z40-bin"

@@ -3,7 +3,7 @@
     python -m benchmarks.projections [--data-dir ../shared/data] [--checkpoint checkpoints/mnist-vae-conv-z16]
 
 Encodes the full MNIST test set (10,000 digits) with the shipped conv VAE (latent 16) and times
-``core.projection.project`` for each method twice in this fresh process: the first call pays
+``core.lenses.projection.project`` for each method twice in this fresh process: the first call pays
 the imports (scikit-learn, umap-learn and numba, openTSNE) and numba's compilation, as the
 first map after a server start does; the second is what every later map costs (one thread each,
 as the app runs them). Without the data folder the offline 5,000 digits are used, and the
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 from benchmarks.machine import header
-from core.checkpoints import load_checkpoint
-from core.data import DataError, load_dataset
-from core.latent import encode_codes
-from core.projection import METHODS, project
+from core.data.registry import DataError, load_dataset
+from core.formats.checkpoints import load_checkpoint
+from core.lenses.latent import encode_codes
+from core.lenses.projection import METHODS, project
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "checkpoints" / "mnist-vae-conv-z16"

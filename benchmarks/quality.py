@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.machine import header
-from core.checkpoints import list_checkpoints, load_checkpoint
-from core.data import DataError, load_dataset
-from core.evaluate import evaluate
+from core.data.registry import DataError, load_dataset
+from core.formats.checkpoints import list_checkpoints, load_checkpoint
+from core.models.evaluate import evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -123,8 +123,8 @@ def pixel_gap(page, model: str, checkpoints: Path) -> int:
     """Max |browser − server| over the last frame's pixels (0–255) for the code in the page's link."""
     import numpy as np
 
-    from core.checkpoints import load_checkpoint
-    from core.latent import decode
+    from core.formats.checkpoints import load_checkpoint
+    from core.lenses.latent import decode
 
     z = np.array([float(v) for v in parse_qs(urlparse(page.url).query)["z"][0].split(",")], np.float32)
     want = (np.clip(decode(load_checkpoint(checkpoints / f"{model}.safetensors").model, z)[0], 0, 1) * 255).round()

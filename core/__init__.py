@@ -9,17 +9,27 @@ catalog`` must not import torch, which takes seconds and would delay the app's f
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
+
+# The repository's root: pages/, checkpoints/ and data/ sit beside core/.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _EXPORTS = {
-    "core.checkpoints": ("Checkpoint", "CheckpointError", "list_checkpoints", "load_checkpoint", "save_checkpoint"),
-    "core.config": ("ConfigError", "ModelConfig"),
-    "core.data": ("REGISTRY", "DataError", "Dataset", "load_dataset"),
-    "core.evaluate": ("Metrics", "active_units", "encode_dataset", "evaluate"),
-    "core.losses": ("Objective", "gaussian_kl", "reconstruction_nll"),
-    "core.models": ("AutoEncoder", "ModelOutput", "build_model"),
-    "core.protocol": ("LatentModel",),
-    "core.runs": ("save_run",),
-    "core.train": ("Callback", "History", "TrainConfig", "TrainingDiverged", "fit", "train_model"),
+    "core.formats.checkpoints": (
+        "Checkpoint",
+        "CheckpointError",
+        "list_checkpoints",
+        "load_checkpoint",
+        "save_checkpoint",
+    ),
+    "core.models.config": ("ConfigError", "ModelConfig"),
+    "core.data.registry": ("REGISTRY", "DataError", "Dataset", "load_dataset"),
+    "core.models.evaluate": ("Metrics", "active_units", "encode_dataset", "evaluate"),
+    "core.models.losses": ("Objective", "gaussian_kl", "reconstruction_nll"),
+    "core.models.networks": ("AutoEncoder", "ModelOutput", "build_model"),
+    "core.models.protocol": ("LatentModel",),
+    "core.training.runs": ("save_run",),
+    "core.training.train": ("Callback", "History", "TrainConfig", "TrainingDiverged", "fit", "train_model"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

@@ -15,8 +15,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import data as data_mod
-from core.checkpoints import (
+from core.data import registry as data_mod
+from core.data.corrupt import CORRUPTIONS
+from core.data.registry import DataError, Dataset, load_dataset
+from core.formats.checkpoints import (
     SHIPPED_DIR,
     CheckpointError,
     check_name,
@@ -25,17 +27,15 @@ from core.checkpoints import (
     split_path,
     user_dir,
 )
-from core.config import ACTIVATION_NAMES, ARCHS, KINDS, LIKELIHOODS, ConfigError, ModelConfig, get_kind
-from core.corrupt import CORRUPTIONS
-from core.data import DataError, Dataset, load_dataset
-from core.evaluate import binarize_fixed, iw_nll, measure_card, record_card
-from core.export import TOLERANCE, check_free, export_checkpoint, import_folder
-from core.foreign import read_spec
-from core.losses import LOSS_FORMS
-from core.onnx_model import load_onnx_model
-from core.pretrain import pretrain
-from core.runs import TqdmProgress, save_run
-from core.train import TrainConfig, TrainingDiverged, train_model
+from core.formats.export import TOLERANCE, check_free, export_checkpoint, import_folder
+from core.formats.foreign import read_spec
+from core.formats.onnx_model import load_onnx_model
+from core.models.config import ACTIVATION_NAMES, ARCHS, KINDS, LIKELIHOODS, ConfigError, ModelConfig, get_kind
+from core.models.evaluate import binarize_fixed, iw_nll, measure_card, record_card
+from core.models.losses import LOSS_FORMS
+from core.training.pretrain import pretrain
+from core.training.runs import TqdmProgress, save_run
+from core.training.train import TrainConfig, TrainingDiverged, train_model
 
 
 def _dataset_name(text: str) -> str:

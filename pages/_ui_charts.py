@@ -5,14 +5,20 @@ click-to-select."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.data import REGISTRY
-from core.images import to_png
+from core.app import catalog
+from core.data.images import to_png
+from core.data.registry import REGISTRY
 from pages._ui_state import presenting
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from core.experiments.anomaly import RocCurve
 
 PALETTE = [
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
@@ -285,7 +291,7 @@ def selected_point(event) -> int | None:
 def mp4_download(container, images: np.ndarray, file_name: str, key: str, scale: int = 4) -> None:
     """An MP4 download of the frames (S, C, H, W) in [0, 1] when imageio-ffmpeg is installed, else
     one line saying that only the GIF is offered (MP4 plays smoothly in slides; GIF everywhere)."""
-    from core.latent import can_write_mp4, mp4_bytes
+    from core.lenses.latent import can_write_mp4, mp4_bytes
 
     if not can_write_mp4():
         container.caption("GIF only: MP4 needs the optional imageio-ffmpeg package, not installed here.")
@@ -299,3 +305,79 @@ def mp4_download(container, images: np.ndarray, file_name: str, key: str, scale:
         on_click="ignore",
         type="tertiary",
     )
+
+
+# ---------------------------------------------------------------- anomaly scores
+ANOMALY_COLOURS = {"normal": "#1f77b4", "anomalous": "#d62728", "baseline": "#7f7f7f", "you": "#2ca02c"}
+
+
+def score_histogram(
+    scores: np.ndarray,
+    is_anomaly: np.ndarray,
+    names: tuple[str, str],
+    threshold: float,
+    user_score: float | None,
+    x_title: str,
+) -> go.Figure:
+    """Overlaid histograms of the normal and anomalous scores (each as a share of its group),
+    the threshold and, when given, the user's own score. ``names``: (normal, anomalous) in words."""
+    import plotly.graph_objects as go
+
+    lo, hi = float(scores.min()), max(float(scores.max()), float(scores.min()) + 1e-6)
+    fig = go.Figure()
+    bins = {"start": lo, "end": hi, "size": (hi - lo) / 60 or 1.0}
+    for group, mask, name in (("normal", ~is_anomaly, names[0]), ("anomalous", is_anomaly, names[1])):
+        fig.add_trace(
+            go.Histogram(
+                x=scores[mask],
+                name=f"{group}: {name} ({int(mask.sum()):,})",
+                xbins=bins,
+                histnorm="probability",
+                marker_color=ANOMALY_COLOURS[group],
+                opacity=0.6,
+            )
+        )
+    fig.add_vline(x=threshold, line={"color": "black", "dash": "dash"}, annotation_text="threshold")
+    if user_score is not None:
+        fig.add_vline(x=user_score, line={"color": ANOMALY_COLOURS["you"], "width": 3}, annotation_text="your image")
+    fig.update_layout(
+        barmode="overlay",
+        height=360,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title=x_title,
+        yaxis_title="share of its group",
+        legend={"orientation": "h", "y": 1.12},
+    )
+    return fig
+
+
+def roc_chart(curves: dict[str, RocCurve], baseline: str | None, point: tuple[float, float]) -> go.Figure:
+    """ROC curves by title (``baseline``'s in grey) and the threshold's (false-alarm rate, recall)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#bbb", "dash": "dot"}))
+    for title, c in curves.items():
+        colour = ANOMALY_COLOURS["baseline" if title == baseline else "anomalous"]
+        fig.add_trace(
+            go.Scatter(x=c.fpr, y=c.tpr, mode="lines", name=f"{title} (AUROC {c.auroc:.3f})", line={"color": colour})
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=[point[0]],
+            y=[point[1]],
+            mode="markers",
+            name="the threshold",
+            marker={"size": 12, "color": "black", "symbol": "x"},
+        )
+    )
+    fig.update_layout(
+        height=360,
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="false-alarm rate (normal images flagged)",
+        yaxis_title="recall (anomalies flagged)",
+        legend={"x": 0.98, "y": 0.02, "xanchor": "right", "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
+        xaxis={"range": [0, 1]},
+        yaxis={"range": [0, 1.02], "scaleanchor": "x"},
+    )
+    return fig

@@ -3,7 +3,7 @@ scrubber along an interpolation path) and the picture, decoded in the browser at
 ``input`` event of a drag; the page hears of the code once, when the drag ends.
 
 How it is fed: onnxruntime-web is vendored into ``static/ort/`` by ``make web`` and a model's
-decoder is exported once into ``static/decoders/<sha256>.onnx`` (:mod:`core.browser_decoder`);
+decoder is exported once into ``static/decoders/<sha256>.onnx`` (:mod:`core.app.browser_decoder`);
 Streamlit serves both at ``/app/static/`` (``server.enableStaticServing``), and the page keeps
 them in the browser's IndexedDB, so each is fetched once per browser (the decoder's name is its
 content hash, so a new checkpoint is a new file). The component's own code is
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import browser_decoder as bd
-from core import catalog
+from core.app import browser_decoder as bd
+from core.app import catalog
 from pages import _ui_state as state_ui
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,11 +128,11 @@ def latent_sliders_component(
 ) -> dict | None:
     """Mount the sliders and the picture, decoded in the browser from code ``z`` (and label ``y``).
 
-    rows: the sliders in display order (:func:`core.browser_decoder.slider_rows`); the first
+    rows: the sliders in display order (:func:`core.app.browser_decoder.slider_rows`); the first
     ``shown`` are in view, the rest folded. rev: the page's revision of the code; the browser
     takes ``z`` only when it changes (a reset, a new start), so a rerun never moves a slider
     under the user's hand. Returns the browser's code at the end of its last drag, ``{"z":
-    [...], "rev": n}``, or None (validate it with :func:`core.browser_decoder.accept_code`).
+    [...], "rev": n}``, or None (validate it with :func:`core.app.browser_decoder.accept_code`).
     """
     data = {
         **setup_data,
@@ -158,7 +158,7 @@ def path_scrubber_component(
     ends: tuple[str, str], caption: str, scale: int,
 ) -> float | None:  # fmt: skip
     """Mount a scrubber t in [0, 1] along ``path`` (codes at evenly spaced t, from
-    :func:`core.browser_decoder.path_codes`) and the picture of the code at t, decoded in the
+    :func:`core.app.browser_decoder.path_codes`) and the picture of the code at t, decoded in the
     browser; ``labels`` (y_a, y_b) for a conditional model, switched at t = 0.5. Returns t at
     the end of the last drag (None before one, or when ``rev`` moved on)."""
     data = {

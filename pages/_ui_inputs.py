@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.data import REGISTRY, Dataset
-from core.images import ImageError, open_image, to_model_input
+from core.app import catalog
+from core.data.images import ImageError, open_image, to_model_input
+from core.data.registry import REGISTRY, Dataset
 from pages import _ui_load as load
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def pick_test_item(
 ) -> tuple[int, str]:
     """Class (when the data has labels) + index within that class -> (row in test_x, caption).
     default_row: the test row to open on (instead of default_class and default_index), e.g. one
-    of ``core.latent.example_rows``."""
+    of ``core.lenses.latent.example_rows``."""
     names = data.class_names if data.test_y is not None else None
     state = st.session_state
     if default_row is not None and f"{key}_index" not in state and 0 <= default_row < len(data.test_x):

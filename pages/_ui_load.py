@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.data import DataError, Dataset
+from core.app import catalog
+from core.data.registry import DataError, Dataset
 
 if TYPE_CHECKING:  # torch-backed modules load on first use, so the first page paints before torch
-    from core.latent import LatentCodes
+    from core.lenses.latent import LatentCodes
 
 ON_MISSING = ("warn", "error", "quiet", "raise")
 
@@ -60,8 +60,8 @@ def warm_up() -> None:
         entries = [first] if first else []
 
         def load() -> None:
-            import core.checkpoints
-            import core.latent  # noqa: F401
+            import core.formats.checkpoints
+            import core.lenses.latent  # noqa: F401
 
             _ui_decoder.export_ahead(entries)
 
@@ -122,7 +122,7 @@ def current() -> Current:
 def load_model(entry: catalog.ModelEntry) -> catalog.LoadedModel:
     """The entry's model, loaded once per process (per file time); a model that cannot be loaded
     stops the page with the reason."""
-    from core.checkpoints import CheckpointError
+    from core.formats.checkpoints import CheckpointError
 
     try:
         return _load_model(str(entry.path), entry.mtime, entry)
@@ -197,7 +197,7 @@ class Codes:
 
 @st.cache_resource(max_entries=24, show_spinner="Encoding the images…")
 def _codes(key: str, mtime: float, dataset: str, n: int | None, _model, _data: Dataset) -> Codes:
-    from core.latent import encode_codes
+    from core.lenses.latent import encode_codes
 
     x, y, description = catalog.pool(_data)
     rows = catalog.subset_indices(len(x), n)
@@ -217,16 +217,16 @@ def ranking(cur: Current, data: Dataset | None):
     """Dimensions by KL (VAE) or activity (AE), or None without data."""
     if data is None:
         return None
-    from core.latent import rank_dimensions
+    from core.lenses.latent import rank_dimensions
 
     codes = codes_of(cur.entry, cur.model, data).codes
     return rank_dimensions(codes.mu, codes.logvar)
 
 
 def code_range(cur: Current, data: Dataset | None):
-    """Where the model's codes live (``core.latent.CodeRange``): the prior's for a VAE, its
+    """Where the model's codes live (``core.lenses.latent.CodeRange``): the prior's for a VAE, its
     codes' spread over the data for a plain AE (a guess without data)."""
-    from core.latent import code_range as measure
+    from core.lenses.latent import code_range as measure
 
     variational = cur.model.is_variational
     mu = None if variational or data is None else codes_of(cur.entry, cur.model, data).codes.mu
@@ -235,7 +235,7 @@ def code_range(cur: Current, data: Dataset | None):
 
 @st.cache_resource(max_entries=4, show_spinner="Reading your images…")
 def _user_upload(name: str, digest: str, _data: bytes) -> Dataset:
-    from core.data import load_user_upload
+    from core.data.registry import load_user_upload
 
     return load_user_upload(name, _data)
 

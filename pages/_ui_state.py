@@ -42,7 +42,7 @@ Session-state keys: the convention every page follows
   read after the data is loaded takes another name: ``first_visit(PAGE["url_path"] + "-ends")``).
   Then ``show_link_notes()`` (``intro`` reserves the place for the notes), and at the end of the
   run ``set_link(...)`` writes the settings back. The parameters a page may write are its
-  ``PAGE["params"]`` (read by ``core.site``); ``app.py`` drops the others when the page
+  ``PAGE["params"]`` (read by ``core.app.site``); ``app.py`` drops the others when the page
   changes, and ``model`` is the frame's.
 """
 

@@ -3,14 +3,14 @@
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.latent import example_rows, image_grid, interpolate, project, sample_prior
+from core.app import catalog
+from core.lenses.latent import example_rows, image_grid, interpolate, project, sample_prior
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "AE vs VAE",
     "icon": ":material/compare:",
     "url_path": "ae-vs-vae",

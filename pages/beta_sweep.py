@@ -7,14 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.config import ConfigError
-from core.data import REGISTRY, Dataset
-from core.images import to_png
-from core.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, start_sweep
-from core.latent import example_rows, image_grid
-from core.losses import LOSS_FORMS
-from core.sweep import (
+from core.app import catalog
+from core.app.jobs import CANCELLED, FAILED, Job, SweepProgress, describe_error, start_sweep
+from core.data.images import to_png
+from core.data.registry import REGISTRY, Dataset
+from core.experiments.sweep import (
     PAGE_HIDDEN,
     PAGE_TEST_IMAGES,
     PRESETS,
@@ -30,11 +27,15 @@ from core.sweep import (
     rows_from_models,
     talk_variance,
 )
+from core.lenses.latent import example_rows, image_grid
+from core.models.config import ConfigError
+from core.models.losses import LOSS_FORMS
 from pages import _ui_charts as charts
+from pages import _ui_jobs as jobs_ui
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "β sweep",
     "icon": ":material/stacked_line_chart:",
     "url_path": "beta-sweep",
@@ -45,7 +46,6 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "blurb": "β trades reconstruction for KL: the code empties towards the prior; run a sweep yourself.",
 }
 N_IMAGES = 8  # samples and reconstructions per β
-POLL_S = 0.5
 LOSS_LABELS = {
     "standard": "recon + β·KL",
     "convex": "(1−β)·recon + β·KL",
@@ -459,24 +459,20 @@ if (submitted or state.pop("bs_run_now", False)) and not busy:
 job = state.get("bs_job")
 if job is not None and not job.done:
 
-    @st.fragment(run_every=POLL_S)
-    def sweep_progress() -> None:
-        if job.done:
-            st.rerun()  # the whole page: the new rows join the table
+    def sweep_progress(job) -> tuple[float, str]:
         p = job.snapshot()
-        text = (
-            f"Waiting for a free core (another run is training)… {job.status}"
-            if job.status == "queued"
-            else f"Training model {p.current} of {p.total} (β = {p.beta:g}) · {job.elapsed:.0f} s"
-            if p.beta is not None
-            else "Starting…"
-        )
-        st.progress(min(1.0, p.fraction), text=text)
-        if st.button("Cancel", key="bs_cancel", icon=":material/stop:"):
-            job.cancel()
-            st.toast("Cancelling: the model in training stops after its current step.")
+        if job.status == "queued":
+            return p.fraction, f"Waiting for a free core (another run is training)… {job.status}"
+        if p.beta is None:
+            return p.fraction, "Starting…"
+        return p.fraction, f"Training model {p.current} of {p.total} (β = {p.beta:g}) · {job.elapsed:.0f} s"
 
-    sweep_progress()
+    jobs_ui.follow(
+        job,
+        sweep_progress,
+        cancel_key="bs_cancel",
+        cancel_note="Cancelling: the model in training stops after its current step.",
+    )
 elif job is not None:
     # The sweep ended: its rows join the table once, then the job is forgotten.
     settings, data = state.pop("bs_settings"), state.pop("bs_data")

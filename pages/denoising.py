@@ -7,9 +7,9 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import catalog
-from core.corrupt import CORRUPTIONS
-from core.denoise import (
+from core.app import catalog
+from core.data.corrupt import CORRUPTIONS
+from core.lenses.denoise import (
     DenoiseResult,
     Denoisers,
     LevelCurve,
@@ -24,7 +24,7 @@ from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Denoising",
     "icon": ":material/blur_off:",
     "url_path": "denoising",

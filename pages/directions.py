@@ -4,8 +4,8 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import catalog
-from core.directions import (
+from core.app import catalog
+from core.lenses.directions import (
     change_map,
     class_directions,
     class_shift,
@@ -15,13 +15,13 @@ from core.directions import (
     parse_rows,
     walk,
 )
-from core.latent import gif_bytes, image_grid
-from core.projection import project
+from core.lenses.latent import gif_bytes, image_grid
+from core.lenses.projection import project
 from pages import _ui_charts as charts
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Latent directions",
     "icon": ":material/trending_flat:",
     "url_path": "directions",

@@ -3,12 +3,12 @@ of the demos."""
 
 import streamlit as st
 
-from core.data import REGISTRY, held_out_test
-from core.site import demo_pages
+from core.app.site import demo_pages
+from core.data.registry import REGISTRY, held_out_test
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Home",
     "icon": ":material/home:",
     "url_path": "welcome",

@@ -7,17 +7,18 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.directions import format_rows, parse_rows
-from core.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, SharedJobs, describe_error
-from core.latent import decode, image_grid, reconstruct
-from core.projection import METHODS, MapProjection, axis_count, project, warm_up
+from core.app import catalog
+from core.app.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, SharedJobs, describe_error
+from core.lenses.directions import format_rows, parse_rows
+from core.lenses.latent import decode, image_grid, reconstruct
+from core.lenses.projection import METHODS, MapProjection, axis_count, project, warm_up
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
+from pages import _ui_jobs as jobs_ui
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Latent map",
     "icon": ":material/scatter_plot:",
     "url_path": "latent-map",
@@ -27,7 +28,6 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "tagline": "every test image as a point",
     "blurb": "PCA, UMAP, t-SNE or two raw dimensions; click a point or lasso a group to decode it.",
 }
-POLL_S = 0.5  # how often the page looks at a UMAP or t-SNE layout in progress
 GROUP_SHOWN = 24  # members of a lasso selection shown under its mean
 GROUP_LINK_MOST = 500  # a larger lasso selection stays out of the link (the URL would get too long)
 
@@ -229,16 +229,18 @@ def slow_layout(method: str) -> MapProjection:
 def layout_progress(job: Job[LayoutProgress, MapProjection], method: str) -> None:
     """The layout's progress, polled; the whole page reruns when it ends."""
 
-    @st.fragment(run_every=POLL_S)
-    def live() -> None:
-        if job.done:
-            st.rerun()
+    def progress(job: Job[LayoutProgress, MapProjection]) -> tuple[float, str]:
         p = job.snapshot()
         text = "Waiting for a free core: other work is running on this server…" if job.status == QUEUED else p.text
-        st.progress(p.fraction, text=f"{METHODS[method].title} of {len(codes.rows):,} codes: {text}")
-        st.caption(f"{job.elapsed:.0f} s so far. It is kept for later visits; PCA shows the map at once meanwhile.")
+        return p.fraction, f"{METHODS[method].title} of {len(codes.rows):,} codes: {text}"
 
-    live()
+    jobs_ui.follow(
+        job,
+        progress,
+        caption_of=lambda j: (
+            f"{j.elapsed:.0f} s so far. It is kept for later visits; PCA shows the map at once meanwhile."
+        ),
+    )
 
 
 proj = slow_layout(method) if METHODS[method].slow else project(codes.codes.mu, method, axes)

@@ -10,16 +10,16 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from core import browser_decoder, catalog
-from core.images import to_png
-from core.latent import decode, encode_codes
+from core.app import browser_decoder, catalog
+from core.data.images import to_png
+from core.lenses.latent import decode, encode_codes
 from pages import _ui_charts as charts
 from pages import _ui_decoder as decoder_ui
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Latent sliders",
     "icon": ":material/tune:",
     "url_path": "sliders",

@@ -4,15 +4,15 @@ nearest in pixel space."""
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.latent import encode_codes, reconstruct
-from core.neighbours import METRICS, find_neighbours
+from core.app import catalog
+from core.lenses.latent import encode_codes, reconstruct
+from core.lenses.neighbours import METRICS, find_neighbours
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Nearest neighbours",
     "icon": ":material/groups:",
     "url_path": "neighbours",

@@ -5,14 +5,22 @@ from dataclasses import replace
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.latent import image_grid, manifold_grid, pca_grid, project, readable_grid_size, sample_prior, tile_scale
+from core.app import catalog
+from core.lenses.latent import (
+    image_grid,
+    manifold_grid,
+    pca_grid,
+    project,
+    readable_grid_size,
+    sample_prior,
+    tile_scale,
+)
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Sampling and the manifold",
     "icon": ":material/casino:",
     "url_path": "sampling",

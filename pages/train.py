@@ -7,12 +7,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from core import catalog
-from core.checkpoints import NAME_RE, CheckpointError
-from core.config import KINDS, MAX_LATENT, ConfigError, kinds_help
-from core.data import REGISTRY, Dataset
-from core.images import to_png
-from core.jobs import (
+from core.app import catalog
+from core.app.jobs import (
     CANCELLED,
     FAILED,
     Job,
@@ -23,14 +19,19 @@ from core.jobs import (
     save_outcome,
     start_training,
 )
-from core.latent import image_grid
-from core.train import MAX_EPOCHS, MAX_LR, TrainConfig, check_training_data
+from core.data.images import to_png
+from core.data.registry import REGISTRY, Dataset
+from core.formats.checkpoints import NAME_RE, CheckpointError
+from core.lenses.latent import image_grid
+from core.models.config import KINDS, MAX_LATENT, ConfigError, kinds_help
+from core.training.train import MAX_EPOCHS, MAX_LR, TrainConfig, check_training_data
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
+from pages import _ui_jobs as jobs_ui
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Train a model",
     "icon": ":material/model_training:",
     "url_path": "train",
@@ -40,7 +41,6 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "tagline": "in the browser",
     "blurb": "Any model of the family on any data set, with live loss curves; saved to your checkpoints.",
 }
-POLL_S = 0.5
 N_PREVIEW = 8
 
 state_ui.intro(
@@ -319,7 +319,7 @@ if job is not None and request is not None:
     st.subheader(f"Run: {request.name}")
     if not job.done:
 
-        @st.fragment(run_every=POLL_S)
+        @st.fragment(run_every=jobs_ui.POLL_S)
         def live_view() -> None:
             if job.done:
                 st.rerun()  # the whole page: results, the save, the sidebar

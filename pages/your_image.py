@@ -4,15 +4,15 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
-from core import catalog
-from core.data import REGISTRY
-from core.latent import TypicalInputs, check_input, encode_codes, reconstruct, typical_inputs
+from core.app import catalog
+from core.data.registry import REGISTRY
+from core.lenses.latent import TypicalInputs, check_input, encode_codes, reconstruct, typical_inputs
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Your own image",
     "icon": ":material/image:",
     "url_path": "your-image",
@@ -84,7 +84,7 @@ def _typical(key: str, mtime: float, _model, _data) -> TypicalInputs:
 
 def kind_check() -> None:
     """Warn when the input is unlike the model's test images (reconstruction error, brightness,
-    mid-grey share; see ``core.latent.check_input``): a face photo on a digits model."""
+    mid-grey share; see ``core.lenses.latent.check_input``): a face photo on a digits model."""
     data = load.data_of(cur.entry, on_missing="quiet")
     if data is None or len(data.test_x) < 20:
         st.caption("Not checked against the model's test images: they are not available here.")

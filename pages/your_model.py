@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core import catalog
-from core.checkpoints import CheckpointError
-from core.data import REGISTRY, DataError
+from core.app import catalog
+from core.data.registry import REGISTRY, DataError
+from core.formats.checkpoints import CheckpointError
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
-PAGE = {  # this page's row of the page table (core/site.py)
+PAGE = {  # this page's row of the page table (core/app/site.py)
     "title": "Load your model",
     "icon": ":material/upload_file:",
     "url_path": "your-model",
@@ -21,7 +21,7 @@ PAGE = {  # this page's row of the page table (core/site.py)
     "tagline": "a VAE from your own code, in every page",
     "blurb": "Export any encoder/decoder to ONNX in a few lines, upload it, explore it like ours.",
 }
-SNIPPET = """from core.export import export_model
+SNIPPET = """from core.formats.export import export_model
 
 model = MyVAE()  # encode(x) -> (mu, logvar) or z; decode(z) -> image in [0, 1]
 export_model(model, "my-vae", image_shape=(1, 28, 28), latent_dim=16,
@@ -59,7 +59,7 @@ def measuring_set(name: str):
 
 def add_model(files: list, name: str, dataset_name: str) -> None:
     """Validate the uploaded files and install them as ``user_checkpoints/NAME``; say what happened."""
-    from core.export import import_files
+    from core.formats.export import import_files
 
     by_name = {f.name: f.getvalue() for f in files}
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from core.site import demo_pages
+from core.app.site import demo_pages
 from tests.conftest import ROOT
 
 # name -> (data set, kind, latent size); kind "dae" is an AE trained on noisy inputs
@@ -39,11 +39,11 @@ def model_folder() -> Path:
     """Train the test models once per process into a temporary folder (about 5 s in all)."""
     import torch
 
-    from core.checkpoints import save_checkpoint
-    from core.config import ModelConfig
-    from core.data import load_dataset
-    from core.evaluate import measure_card
-    from core.train import TrainConfig, train_model
+    from core.data.registry import load_dataset
+    from core.formats.checkpoints import save_checkpoint
+    from core.models.config import ModelConfig
+    from core.models.evaluate import measure_card
+    from core.training.train import TrainConfig, train_model
 
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="latentlab-app-models-"))

@@ -41,8 +41,9 @@ def server(browser, tmp_path_factory):
 
 
 def serve_app(browser, tmp_path_factory, checkpoints, extra_env: dict | None = None):
-    """Serve the app on ``checkpoints`` with an empty user folder and cache, no data folder and
-    no network (as on a fresh clone); yields its URL once the home page has rendered."""
+    """Serve the app as ``make run`` does (serve.py) on ``checkpoints`` with an empty user folder
+    and cache, no data folder and no network (as on a fresh clone); yields its URL once the server
+    answers its health check. No page has run yet: the first visit is a fresh server's."""
     port = _free_port()
     env = {
         **os.environ,
@@ -56,7 +57,7 @@ def serve_app(browser, tmp_path_factory, checkpoints, extra_env: dict | None = N
     env.pop("LATENTLAB_DATA", None)
     env.pop("LATENTLAB_DOWNLOAD", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "serve.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
@@ -72,13 +73,6 @@ def serve_app(browser, tmp_path_factory, checkpoints, extra_env: dict | None = N
     else:
         proc.kill()
         pytest.fail("the Streamlit server did not start within 90 s:\n" + proc.stdout.read().decode(errors="replace"))
-    # Open the home page once: a fresh server routes its very first run through Streamlit's
-    # pages/-folder (v1) router, which would greet a deep link with a "Page not found" box.
-    ctx = browser.new_context()
-    warm = ctx.new_page()
-    warm.goto(url)
-    warm.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=90_000)
-    ctx.close()
     yield url
     proc.terminate()
     try:
@@ -133,6 +127,17 @@ def open_page(page, server: str, path: str) -> None:
     page.get_by_test_id("stSidebar").get_by_text("Checkpoint", exact=True).wait_for(timeout=90_000)
     page.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=90_000)
     settle(page)
+
+
+def caption(page, text: str):
+    """The caption of an image, by its whole text: never a substring, which a card or a note
+    can also contain (a strict-mode locator would then match two elements)."""
+    return page.get_by_test_id("stImage").get_by_text(text, exact=True)
+
+
+def alert(page, kind: str, text: str):
+    """A message box of ``kind`` ("Info", "Success", "Warning", "Error") that contains ``text``."""
+    return page.get_by_test_id(f"stAlertContent{kind}").filter(has_text=text)
 
 
 def image_src(page, caption: str) -> str:

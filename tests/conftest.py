@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import Dataset
+from core.data.registry import Dataset
 
-# The browser fixtures (server, browser, page, shots) for every test module.
-pytest_plugins = ["tests.browser_support"]
+# The browser fixtures (server, browser, page, shots) and the network guard for every test module;
+# pytester runs a test of the guard itself.
+pytest_plugins = ["tests.browser_support", "tests.network_guard", "pytester"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -49,7 +50,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def mnist5k() -> Dataset:
-    from core.data import load_dataset
+    from core.data.registry import load_dataset
 
     return load_dataset("mnist-5k")
 

@@ -1,4 +1,4 @@
-"""core.anomaly: scores, ROC/AUROC, thresholds, one-class and cross-data-set setups."""
+"""core.experiments.anomaly: scores, ROC/AUROC, thresholds, one-class and cross-data-set setups."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from core import anomaly
-from core.config import ModelConfig
-from core.data import load_dataset
-from core.models import build_model
-from core.train import TrainConfig, train_model
+from core.data.registry import load_dataset
+from core.experiments import anomaly
+from core.models.config import ModelConfig
+from core.models.networks import build_model
+from core.training.train import TrainConfig, train_model
 from tests.conftest import requires_shared_data, shared_data_dir
 
 NORMAL = 1  # ones are the easy one-class case: everything else reconstructs badly
@@ -73,6 +73,22 @@ def test_threshold_counts_precision_and_recall():
     assert (none.tp, none.fp, none.recall, none.precision) == (0, 0, 0.0, 1.0)
     every = anomaly.threshold_stats(scores, is_anomaly, -1.0)
     assert every.recall == 1.0 and every.precision == 0.5 and every.fpr == 1.0
+
+
+def test_the_threshold_scale_covers_the_scores_in_whole_steps():
+    scores = np.array([0.0123, 0.05, 0.0871])
+    scale = anomaly.threshold_scale(scores)
+    assert scale.step == pytest.approx(0.00019)  # (0.0871 - 0.0123) / 400, two significant digits
+    assert scale.lo <= 0.0123 and scale.hi >= 0.0871 and scale.hi - scale.lo < 0.0871 - 0.0123 + 2 * scale.step
+    for ends in (scale.lo, scale.hi):
+        assert abs(ends / scale.step - round(ends / scale.step)) < 1e-6
+    assert scale.snap(0.05004) == pytest.approx(0.04997) and scale.snap(-1) == scale.lo and scale.snap(9) == scale.hi
+    # A link keeps six significant digits: the value comes back to the same step.
+    value = scale.snap(0.0612345)
+    assert scale.snap(float(scale.link(value))) == value
+    assert scale.admits(scale.hi + scale.step / 3) and not scale.admits(scale.hi + scale.step)
+    flat = anomaly.threshold_scale(np.array([2.0, 2.0]))
+    assert flat.hi > flat.lo and flat.step > 0, "equal scores still make a slider"
 
 
 def test_most_anomalous_are_the_highest_scores_first():
@@ -230,8 +246,8 @@ def test_the_per_edge_score_stops_passing_simple_digits_as_eights(mnist5k):
 
 
 def test_a_held_out_job_saves_its_model_and_it_loads_back(mnist5k, tmp_path):
-    from core import jobs
-    from core.checkpoints import CheckpointError
+    from core.app import jobs
+    from core.formats.checkpoints import CheckpointError
 
     split = anomaly.held_out_split(mnist5k, 7)
     path = tmp_path / "anomaly" / anomaly.held_out_name("mnist-5k", 7)
@@ -251,7 +267,7 @@ def test_a_held_out_job_saves_its_model_and_it_loads_back(mnist5k, tmp_path):
 
 
 def test_a_held_out_model_that_cannot_be_saved_still_serves(mnist5k, tmp_path):
-    from core import jobs
+    from core.app import jobs
 
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
@@ -261,8 +277,8 @@ def test_a_held_out_model_that_cannot_be_saved_still_serves(mnist5k, tmp_path):
 
 
 def test_the_anomaly_page_models_are_shipped():
-    from core.checkpoints import SHIPPED_DIR
-    from core.pretrain import read_manifest
+    from core.formats.checkpoints import SHIPPED_DIR
+    from core.training.pretrain import read_manifest
 
     ckpt = anomaly.load_held_out(SHIPPED_DIR / anomaly.held_out_name("mnist", 5), 5)
     assert ckpt is not None and ckpt.meta["dataset"]["n_train"] == 60_000 - 5_421  # every training digit but 5s
@@ -275,14 +291,14 @@ def test_the_anomaly_page_models_are_shipped():
     with pytest.raises(anomaly.CheckpointError, match="alone"):
         anomaly.load_one_class(SHIPPED_DIR / anomaly.one_class_name(3), 4)
     # Models of part of MNIST stay out of the sidebar and the other pages' pickers.
-    from core.catalog import list_models
+    from core.app.catalog import list_models
 
     listed = {e.name for e in list_models()}
     assert "mnist-vae-conv-z16" in listed and not any("-only-" in n or "-without-" in n for n in listed)
 
 
 def test_a_manifest_entry_with_classes_trains_on_those_only(mnist5k):
-    from core.pretrain import Entry
+    from core.training.pretrain import Entry
 
     entry = Entry(name="x", dataset="mnist-5k", model={}, train={"epochs": 1}, classes=[0, 2])
     picked = entry.select(mnist5k)

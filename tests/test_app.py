@@ -3,7 +3,7 @@ picker and card, the URL, and the home page."""
 
 import pytest
 
-from core.site import page_table
+from core.app.site import page_table
 from tests.app_support import BROKEN, PAGE_FILES, app_env, app_test
 
 
@@ -137,7 +137,7 @@ def test_the_sidebar_card_says_what_the_data_set_is_not_where_it_was():
 
 
 def test_the_card_names_the_full_training_set():
-    from core.catalog import trained_on
+    from core.app.catalog import trained_on
 
     info = {"name": "mnist", "source": "folder", "location": "../shared/data/MNIST/raw", "n_train": 60000}
     assert trained_on(info) == "MNIST training set, 60,000 images"

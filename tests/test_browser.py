@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from core.site import demo_pages
+from core.app.site import demo_pages
 from tests.app_support import digit_png
-from tests.browser_support import image_src, open_page, settle
+from tests.browser_support import alert, caption, image_src, open_page, settle
 
 pytestmark = pytest.mark.browser
 
@@ -24,8 +24,8 @@ PAGES = [spec.url_path for spec in demo_pages()]  # every page but home, from th
 
 def test_home_page_renders_in_chromium(server, page, shots):
     page.goto(server)
-    page.get_by_text("Latent Lab").first.wait_for(timeout=60_000)
-    page.get_by_text("reparameterization trick").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Latent Lab", exact=True).wait_for(timeout=60_000)
+    page.get_by_test_id("stMain").get_by_text("reparameterization trick", exact=True).wait_for(timeout=30_000)
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stSidebarNavLink").count() == 1 + len(PAGES)
@@ -66,7 +66,7 @@ def test_a_bookmark_restores_the_sliders(server, page):
     values = page.get_by_test_id("stSliderThumbValue").all_inner_texts()
     assert sorted(values) == ["-2.00", "1.50"]
     open_page(page, server, "sliders?model=nope&z=garbage")
-    assert page.get_by_text("could not be used").count() == 1
+    assert alert(page, "Info", "could not be used").count() == 1
     assert page.get_by_test_id("stException").count() == 0
 
 
@@ -90,7 +90,7 @@ def test_a_click_on_the_latent_map_decodes_that_point(server, page, shots):
     assert target["id"] != 0
     page.mouse.move(target["x"], target["y"])
     page.mouse.click(target["x"], target["y"])
-    page.get_by_text(f"input #{target['id']} · 3").wait_for(timeout=30_000)
+    caption(page, f"input #{target['id']} · 3").wait_for(timeout=30_000)
     settle(page)
     assert image_src(page, "reconstruction")
     assert f"row={target['id']}" in page.url
@@ -104,13 +104,13 @@ def test_an_uploaded_png_is_encoded_and_a_bad_file_gets_a_message(server, page, 
     bad.write_bytes(b"not an image at all")
     open_page(page, server, "your-image?model=mnist-vae-mlp-z12")
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(good))
-    page.get_by_text("its reconstruction").wait_for(timeout=60_000)
+    caption(page, "its reconstruction").wait_for(timeout=60_000)
     settle(page)
     assert page.get_by_test_id("stImage").count() == 3
     assert page.get_by_test_id("stException").count() == 0
     page.screenshot(path=str(shots / "your-image.png"), full_page=True)
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(bad))
-    page.get_by_text("cannot be used").wait_for(timeout=60_000)
+    alert(page, "Error", "This file cannot be used").wait_for(timeout=60_000)
     assert page.get_by_test_id("stException").count() == 0
 
 
@@ -129,7 +129,7 @@ def test_a_drawn_digit_sets_the_sliders(server, page, shots):
     for i in range(16):
         page.mouse.move(box["x"] + 0.5 * box["width"], box["y"] + (0.2 + 0.04 * i) * box["height"])
     page.mouse.up()
-    page.get_by_text("decoded from the sliders (your drawing)").wait_for(timeout=30_000)
+    caption(page, "decoded from the sliders (your drawing)").wait_for(timeout=30_000)
     settle(page)
     z = parse_qs(urlparse(page.url).query)["z"][0].split(",")
     assert any(v != "0.00" for v in z)

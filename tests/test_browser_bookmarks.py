@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
-from core.site import page_table
+from core.app.site import page_table
 from tests.browser_support import settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

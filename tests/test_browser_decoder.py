@@ -1,4 +1,4 @@
-"""The in-browser decoder's server half (core.browser_decoder): the decoder file served once per
+"""The in-browser decoder's server half (core.app.browser_decoder): the decoder file served once per
 model, the vendored onnxruntime-web, and the component's data (slider rows, path codes, the code
 the browser sends back). The browser half is tested in tests/test_browser_sliders.py."""
 
@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from core import browser_decoder as bd
-from core.catalog import LoadedModel
-from core.checkpoints import load_checkpoint, save_checkpoint
-from core.config import ModelConfig
-from core.export import ExportError, export_checkpoint
-from core.latent import decode, lerp, slerp
-from core.models import build_model
-from core.onnx_model import load_onnx_model
+from core.app import browser_decoder as bd
+from core.app.catalog import LoadedModel
+from core.formats.checkpoints import load_checkpoint, save_checkpoint
+from core.formats.export import ExportError, export_checkpoint
+from core.formats.onnx_model import load_onnx_model
+from core.lenses.latent import decode, lerp, slerp
+from core.models.config import ModelConfig
+from core.models.networks import build_model
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,7 +55,7 @@ def test_a_checkpoint_is_exported_once_and_named_by_its_weights(checkpoint, tmp_
     z = np.array([0.5, -1.0, 2.0], np.float32)
     want = decode(model.model, z, 7)[0]
     assert np.abs(run_decoder(tmp_path / dec.file, dec, z, 7) - want).max() < 1e-5
-    monkeypatch.setattr("core.export.export_checkpoint", lambda *a, **k: pytest.fail("exported twice"))
+    monkeypatch.setattr("core.formats.export.export_checkpoint", lambda *a, **k: pytest.fail("exported twice"))
     assert bd.prepare(model, tmp_path) == dec, "found on disk the second time"
     data = dec.to_data("app/static/decoders/" + dec.file)
     assert data["url"].endswith(dec.file) and data["key"] == model.meta["weights_sha256"]
@@ -63,14 +63,14 @@ def test_a_checkpoint_is_exported_once_and_named_by_its_weights(checkpoint, tmp_
 
 
 def test_the_shipped_decoders_are_exported_ahead_and_a_broken_model_is_skipped(checkpoint, tmp_path, monkeypatch):
-    from core.catalog import ModelEntry
+    from core.app.catalog import ModelEntry
 
     good = ModelEntry("tiny-cvae", "tiny-cvae", "shipped", checkpoint, load_checkpoint(checkpoint).meta)
     broken = ModelEntry("broken", "broken", "shipped", tmp_path / "nope.safetensors", {}, error="unreadable")
     out = tmp_path / "decoders"
     assert bd.export_ahead([broken, good], out) == ["tiny-cvae"]
     assert (out / f"{good.meta['weights_sha256']}.onnx").is_file()
-    monkeypatch.setattr("core.export.export_checkpoint", lambda *a, **k: pytest.fail("exported twice"))
+    monkeypatch.setattr("core.formats.export.export_checkpoint", lambda *a, **k: pytest.fail("exported twice"))
     assert bd.export_ahead([good], out) == ["tiny-cvae"], "the page finds it on disk: no wait"
 
 
@@ -99,7 +99,7 @@ def test_a_failed_export_says_why_and_leaves_nothing(checkpoint, tmp_path, monke
     def broken(*args, **kwargs):
         raise ExportError("decoder.onnx: torch.onnx.export failed: no")
 
-    monkeypatch.setattr("core.export.export_checkpoint", broken)
+    monkeypatch.setattr("core.formats.export.export_checkpoint", broken)
     with pytest.raises(bd.BrowserDecoderError, match="could not be exported: decoder.onnx: torch.onnx.export failed"):
         bd.prepare(loaded(checkpoint), tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -28,8 +28,8 @@ def test_denoising_shows_the_columns_with_psnr(server, page, shots):
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot").count() == 1
     page.screenshot(path=str(shots / "denoising.png"), full_page=True)
-    page.get_by_test_id("stButtonGroup").first.get_by_text("Occlusion").click()
-    page.get_by_text("Occlusion at level 0.25").wait_for(timeout=60_000)
+    page.get_by_test_id("stButtonGroup").first.get_by_text("Occlusion", exact=True).click()
+    page.get_by_role("heading", name=re.compile(r"^Occlusion at level 0\.25")).wait_for(timeout=60_000)
     page.wait_for_url(re.compile("noise=occlusion"), timeout=60_000)  # written at the end of the run
     settle(page)
     assert page.get_by_test_id("stException").count() == 0

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser_support import open_page, settle
+from tests.browser_support import alert, open_page, settle
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ def test_the_train_page_trains_a_vae_and_its_checkpoint_appears_in_the_picker(se
     t0 = time.perf_counter()
     page.get_by_role("button", name="Train").click()
     page.get_by_test_id("stProgress").first.wait_for(timeout=30_000)
-    page.get_by_text("Saved as your checkpoint").wait_for(timeout=120_000)
+    alert(page, "Success", "Saved as your checkpoint").wait_for(timeout=120_000)
     print(f"\n2-epoch MLP VAE on the offline subset, click to saved: {time.perf_counter() - t0:.1f} s")
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
@@ -45,7 +45,7 @@ def test_the_train_page_trains_a_vae_and_its_checkpoint_appears_in_the_picker(se
 
 def test_a_sweep_from_the_page_adds_rows(server, page, shots):
     open_page(page, server, "beta-sweep")
-    page.get_by_text("No β family").wait_for(timeout=30_000)
+    alert(page, "Info", "No β family").wait_for(timeout=30_000)
     main = page.get_by_test_id("stMain")
     main.get_by_label("β values", exact=True).fill("0.5, 4")
     main.get_by_label("Epochs", exact=True).fill("1")

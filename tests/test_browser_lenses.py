@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import image_src, open_page, settle
+from tests.browser_support import caption, image_src, open_page, settle
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +47,7 @@ def test_each_projection_renders_and_a_click_decodes_its_point(server, page, sho
     target = page.evaluate(POINT_JS)
     page.mouse.move(target["x"], target["y"])
     page.mouse.click(target["x"], target["y"])
-    page.get_by_text(f"input #{target['id']} · 3").wait_for(timeout=90_000)  # a loaded 2-core CI box can take long
+    caption(page, f"input #{target['id']} · 3").wait_for(timeout=90_000)  # a loaded 2-core CI box can take long
     settle(page)
     assert image_src(page, "reconstruction")
     assert f"row={target['id']}" in page.url and f"proj={proj}" in page.url
@@ -69,9 +69,9 @@ def test_a_lasso_decodes_the_mean_of_the_group(server, page, shots):
         for k in range(1, 9):
             page.mouse.move(a[0] + (b[0] - a[0]) * k / 8, a[1] + (b[1] - a[1]) * k / 8)
     page.mouse.up()
-    page.get_by_text("decoded mean code of").wait_for(timeout=30_000)
+    page.get_by_test_id("stImage").filter(has_text="decoded mean code of").wait_for(timeout=30_000)
     settle(page)
-    assert page.get_by_text("Labels in the group").count() == 1
+    assert page.get_by_test_id("stCaptionContainer").filter(has_text="Labels in the group").count() == 1
     assert page.get_by_test_id("stException").count() == 0
     page.screenshot(path=str(shots / "latent-map-lasso.png"), full_page=True)
 

@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from core.checkpoints import SHIPPED_DIR
-from core.site import page_table
+from core.app.site import page_table
+from core.formats.checkpoints import SHIPPED_DIR
 from tests.browser_support import serve_app, settle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -72,8 +72,8 @@ def test_a_drag_paints_many_frames_and_the_server_hears_of_it_once(server, page,
 @pytest.mark.parametrize(("model", "query"), [("mnist-vae-mlp-z2", ""), ("mnist-cvae-mlp-z4", "&y=3"),
                                               ("faces-vae-mlp-z3", "")])  # fmt: skip
 def test_the_browsers_pixels_equal_the_servers_decode(server, page, model, query):
-    from core.checkpoints import load_checkpoint
-    from core.latent import decode
+    from core.formats.checkpoints import load_checkpoint
+    from core.lenses.latent import decode
 
     open_page(page, server, f"sliders?model={model}{query}")
     ready(page)
@@ -122,7 +122,9 @@ def test_without_webassembly_the_sliders_decode_on_the_server(server, browser, s
         open_page(page, server, "sliders?model=mnist-vae-mlp-z2")
         page.get_by_test_id("stSlider").first.wait_for(timeout=60_000)
         settle(page)
-        line = page.get_by_text("The sliders decode on the server")
+        line = page.get_by_test_id("stMain").get_by_test_id("stCaptionContainer").filter(
+            has_text="The sliders decode on the server"
+        )
         assert line.count() == 1 and "WebAssembly is unavailable" in line.inner_text()
         before = image_src(page, "decoded from the sliders")
         page.get_by_role("slider").first.focus()

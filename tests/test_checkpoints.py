@@ -4,7 +4,7 @@ import pickle
 import pytest
 import torch
 
-from core.checkpoints import (
+from core.formats.checkpoints import (
     CheckpointError,
     list_checkpoints,
     load_checkpoint,
@@ -12,8 +12,8 @@ from core.checkpoints import (
     resolve,
     save_checkpoint,
 )
-from core.config import ModelConfig
-from core.models import build_model
+from core.models.config import ModelConfig
+from core.models.networks import build_model
 
 
 @pytest.fixture
@@ -155,7 +155,7 @@ def test_a_safetensors_header_length_starting_with_0x80_is_not_taken_for_a_pickl
     # The shipped mnist-ae-conv-z16 has a 0x...80-byte header: its first byte is a pickle's.
     from safetensors.torch import save_file
 
-    from core.checkpoints import _check_header
+    from core.formats.checkpoints import _check_header
 
     path = tmp_path / "w.safetensors"
     for pad in range(300):

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from core.checkpoints import load_checkpoint
 from core.cli import main
+from core.formats.checkpoints import load_checkpoint
 from tests.conftest import ROOT
 
 

@@ -6,8 +6,8 @@ import shutil
 import numpy as np
 import pytest
 
-from core import data as data_mod
-from core.data import DataError, load_dataset, read_idx
+from core.data import registry as data_mod
+from core.data.registry import DataError, load_dataset, read_idx
 from tests.conftest import no_network, requires_shared_data, shared_data_dir
 
 STEMS = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
@@ -208,9 +208,9 @@ def test_offline_mnist_test_split_shares_no_image_with_its_training_split(monkey
 
 
 def test_offline_fashion_mnist_has_its_test_set_and_refuses_to_train(monkeypatch):
-    from core.config import ConfigError, get_kind
-    from core.models import build_model
-    from core.train import TrainConfig, fit
+    from core.models.config import ConfigError, get_kind
+    from core.models.networks import build_model
+    from core.training.train import TrainConfig, fit
 
     no_network(monkeypatch)
     ds = load_dataset("fashion-mnist")
@@ -223,7 +223,7 @@ def test_offline_fashion_mnist_has_its_test_set_and_refuses_to_train(monkeypatch
 
 def test_offline_face_test_splits_are_the_full_sets_test_splits(monkeypatch):
     no_network(monkeypatch)
-    frey, orl = load_dataset("frey-faces"), load_dataset("olivetti-faces")
+    frey, orl = load_dataset("frey-faces", download=False), load_dataset("olivetti-faces", download=False)
     assert frey.test_x.shape == (196, 1, 28, 20) and orl.test_x.shape == (40, 1, 64, 64)
     assert orl.test_y.tolist() == list(range(40)) and orl.class_names[3] == "subject 3"
     shared = shared_data_dir()

@@ -1,4 +1,4 @@
-"""core.denoise: corruptions, PSNR/SSIM, classical and learned denoisers side by side."""
+"""core.lenses.denoise: corruptions, PSNR/SSIM, classical and learned denoisers side by side."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import denoise
-from core.config import ModelConfig
-from core.corrupt import corrupt
-from core.train import TrainConfig, train_model
+from core.data.corrupt import corrupt
+from core.lenses import denoise
+from core.models.config import ModelConfig
+from core.training.train import TrainConfig, train_model
 
 SIGMA = 0.5
 

@@ -1,4 +1,4 @@
-"""core.directions and core.neighbours: latent arithmetic, its classifier-free check, entanglement,
+"""core.lenses.directions and core.lenses.neighbours: latent arithmetic, its classifier-free check, entanglement,
 and nearest neighbours by code and by pixels."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import directions as dirs
-from core.latent import encode_codes
-from core.neighbours import distances, find_neighbours, nearest
+from core.lenses import directions as dirs
+from core.lenses.latent import encode_codes
+from core.lenses.neighbours import distances, find_neighbours, nearest
 from tests.conftest import ROOT
 
 
@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 def digits(mnist5k):
     """The shipped β = 1 MLP VAE (latent 20, trained on full MNIST) and the codes of the offline
     set's 10,000 test digits (the test app's one-epoch models cluster too loosely for arithmetic)."""
-    from core.checkpoints import load_checkpoint
+    from core.formats.checkpoints import load_checkpoint
 
     model = load_checkpoint(ROOT / "checkpoints" / "mnist-bvae-mlp-z20-b1").model
     return model, encode_codes(model, mnist5k.test_x, mnist5k.test_y)
@@ -97,7 +97,7 @@ def test_distances_and_nearest():
 
 
 def test_an_mp4_of_a_walk_or_a_clear_error_without_ffmpeg():
-    from core.latent import can_write_mp4, mp4_bytes
+    from core.lenses.latent import can_write_mp4, mp4_bytes
 
     frames = np.random.default_rng(0).random((5, 1, 28, 20), dtype=np.float32)
     if not can_write_mp4():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.catalog import ModelEntry, card_rows
-from core.checkpoints import load_checkpoint, read_meta
-from core.config import ConfigError, get_kind
-from core.evaluate import binarize_fixed, iw_nll, iwae_loss, weight_terms
-from core.models import build_model
-from core.train import TrainConfig, train_model
+from core.app.catalog import ModelEntry, card_rows
+from core.formats.checkpoints import load_checkpoint, read_meta
+from core.models.config import ConfigError, get_kind
+from core.models.evaluate import binarize_fixed, iw_nll, iwae_loss, weight_terms
+from core.models.networks import build_model
+from core.training.train import TrainConfig, train_model
 from tests.conftest import tiny_dataset
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -147,7 +147,7 @@ def test_bad_training_options_are_refused(field, value, message):
 
 def test_training_on_binarized_images_with_the_iwae_bound_then_evaluate_iw(tmp_path, capsys):
     from core.cli import main
-    from core.runs import save_run
+    from core.training.runs import save_run
 
     ds = tiny_dataset(64, shape=(1, 8, 8))
     cfg = get_kind("vae").model_config(ds.image_shape, 10, arch="mlp", latent_dim=3, hidden=(16,))

@@ -1,4 +1,4 @@
-"""Export to the ONNX model folder and import from it (core.export, ``python -m core export|import``).
+"""Export to the ONNX model folder and import from it (core.formats.export, ``python -m core export|import``).
 
 The VAE here is defined in the test, as a user's would be, and exported with the very code that
 docs/own-model.md shows (the test runs the document's snippet). Exports take a second or two
@@ -20,10 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core import anomaly, denoise, evaluate, latent
-from core.checkpoints import load_checkpoint
 from core.cli import main
-from core.export import (
+from core.experiments import anomaly
+from core.formats.checkpoints import load_checkpoint
+from core.formats.export import (
     ExportError,
     export_checkpoint,
     export_model,
@@ -32,10 +32,12 @@ from core.export import (
     import_folder,
     model_card,
 )
-from core.foreign import ForeignModelError, list_foreign, read_spec
-from core.losses import gaussian_kl
-from core.onnx_model import OnnxModel, load_onnx_model
-from core.protocol import LatentModel
+from core.formats.foreign import ForeignModelError, list_foreign, read_spec
+from core.formats.onnx_model import OnnxModel, load_onnx_model
+from core.lenses import denoise, latent
+from core.models import evaluate
+from core.models.losses import gaussian_kl
+from core.models.protocol import LatentModel
 from tests.conftest import ROOT, tiny_dataset
 from tests.test_foreign import decoder_graph, encoder_graph, write_folder
 

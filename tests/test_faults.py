@@ -18,17 +18,17 @@ import time
 import pytest
 import torch
 
-from core.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
-from core.config import ModelConfig
-from core.models import build_model
+from core.formats.checkpoints import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from core.models.config import ModelConfig
+from core.models.networks import build_model
 from tests.conftest import ROOT
 
 SAVER = textwrap.dedent(
     """
     import sys, torch
-    from core.checkpoints import save_checkpoint
-    from core.config import ModelConfig
-    from core.models import build_model
+    from core.formats.checkpoints import save_checkpoint
+    from core.models.config import ModelConfig
+    from core.models.networks import build_model
 
     # A wide MLP (about 40 MB of float32 weights): a save lasts long enough to be killed in it.
     torch.manual_seed(1)

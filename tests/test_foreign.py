@@ -1,4 +1,4 @@
-"""Foreign models (core.foreign, core.onnx_model): a folder of two ONNX graphs and a JSON behind the
+"""Foreign models (core.formats.foreign, core.formats.onnx_model): a folder of two ONNX graphs and a JSON behind the
 model protocol, and every way such a folder can be broken, each with one message that names the
 file and the problem.
 
@@ -21,10 +21,10 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from core.checkpoints import CheckpointError
-from core.foreign import MAX_GRAPH_BYTES, ForeignModelError, OnnxSpec, list_foreign, read_spec
-from core.onnx_model import OnnxModel, load_onnx_model
-from core.protocol import LatentModel
+from core.formats.checkpoints import CheckpointError
+from core.formats.foreign import MAX_GRAPH_BYTES, ForeignModelError, OnnxSpec, list_foreign, read_spec
+from core.formats.onnx_model import OnnxModel, load_onnx_model
+from core.models.protocol import LatentModel
 
 IMAGE = (1, 4, 4)
 LATENT = 2
@@ -195,7 +195,7 @@ def test_large_batches_run_in_chunks_with_the_same_result(folder, monkeypatch):
     model = load_onnx_model(folder)
     z = torch.randn(1000, LATENT, generator=torch.Generator().manual_seed(1))
     whole = model.decode(z)
-    monkeypatch.setattr("core.onnx_model.MAX_RUN_FLOATS", 16 * 7)  # 7 images per run
+    monkeypatch.setattr("core.formats.onnx_model.MAX_RUN_FLOATS", 16 * 7)  # 7 images per run
     assert torch.equal(model.decode(z), whole)
     assert model.decode(torch.zeros(0, LATENT)).shape == (0, *IMAGE)  # an empty batch runs nothing
     mu, logvar = model.encode(torch.zeros(0, *IMAGE))

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import catalog, site
-from core.config import KINDS, NETWORKS, ConfigError, ModelConfig, get_kind
-from core.corrupt import CORRUPTIONS, corrupt
-from core.losses import check_objective
-from core.protocol import LatentModel
+from core.app import catalog, site
+from core.data.corrupt import CORRUPTIONS, corrupt
+from core.models.config import KINDS, NETWORKS, ConfigError, ModelConfig, get_kind
+from core.models.losses import check_objective
+from core.models.protocol import LatentModel
 from tests.conftest import ROOT, tiny_dataset
 
 MAX_FUNCTION_LINES = 60
@@ -37,11 +37,88 @@ def _top(module: str) -> str:
     return module.split(".")[0]
 
 
+CORE = ROOT / "core"
+FLOORS = sorted(p.name for p in CORE.iterdir() if (p / "__init__.py").is_file())
+
+
+def _core_files() -> list[Path]:
+    return sorted(CORE.rglob("*.py"))
+
+
+def _module_of(path: Path) -> str:
+    """core/lenses/latent.py -> "core.lenses.latent"; core/data/__init__.py -> "core.data"."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _floor(module: str) -> str | None:
+    """The subpackage a core module lives in: "core.lenses.latent" -> "lenses"; None for core's
+    own files (``core``, ``core.cli``, ``core.__main__``)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in FLOORS else None
+
+
+def _may_import(floor: str) -> tuple[str, ...]:
+    """A floor's ``MAY_IMPORT``, read from its ``__init__.py`` without importing it."""
+    for node in ast.parse((CORE / floor / "__init__.py").read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.AnnAssign | ast.Assign):
+            target = node.target if isinstance(node, ast.AnnAssign) else node.targets[0]
+            if getattr(target, "id", None) == "MAY_IMPORT":
+                return ast.literal_eval(node.value)
+    raise AssertionError(f"core/{floor}/__init__.py declares no MAY_IMPORT")
+
+
+def test_core_is_in_floors_each_with_its_rules():
+    loose = sorted(p.name for p in CORE.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py", "cli.py"], "every engine module lives on a floor"
+    assert FLOORS == ["app", "data", "experiments", "formats", "lenses", "models", "training"]
+    for floor in FLOORS:
+        init = CORE / floor / "__init__.py"
+        doc = ast.get_docstring(ast.parse(init.read_text(encoding="utf-8")))
+        assert doc and "May import" in doc, f"core/{floor}/__init__.py says what it holds and may import"
+        assert set(_may_import(floor)) <= set(FLOORS) - {floor}
+
+
+def _upward_imports(path: Path, module: str) -> list[str]:
+    """The imports of ``path`` (core module ``module``) that its floor's rule does not allow."""
+    here = _floor(module)
+    if here is None:
+        return []
+    allowed = {here, *_may_import(here)}
+    return [
+        f"{module} imports {m}"
+        for m in sorted(_imports(path))
+        if m == "core.cli" or (m.startswith("core.") and (_floor(m) or here) not in allowed)
+    ]
+
+
+def test_a_floor_imports_only_the_floors_it_names():
+    assert [v for path in _core_files() for v in _upward_imports(path, _module_of(path))] == []
+
+
+def test_the_floor_rules_have_no_circle():
+    def reaches(start: str, goal: str, seen: frozenset[str]) -> bool:
+        return any(n == goal or reaches(n, goal, seen | {n}) for n in set(_may_import(start)) - seen)
+
+    assert [f for f in FLOORS if reaches(f, f, frozenset())] == []
+
+
+def test_a_floor_rule_catches_an_upward_import(tmp_path):
+    """The rule is not vacuous: a lens that loads a checkpoint itself, or calls the CLI, breaks it."""
+    fake = tmp_path / "lens.py"
+    fake.write_text("from core.formats.checkpoints import load_checkpoint\nfrom core.models import losses\n")
+    assert _upward_imports(fake, "core.lenses.fake") == [
+        "core.lenses.fake imports core.formats.checkpoints",
+        "core.lenses.fake imports core.formats.checkpoints.load_checkpoint",
+    ]
+    fake.write_text("from core import cli\n")
+    assert _upward_imports(fake, "core.app.fake") == ["core.app.fake imports core.cli"]
+
+
 def test_imports_run_one_way():
-    core_files = sorted((ROOT / "core").glob("*.py"))
-    for path in core_files:
+    for path in _core_files():
         tops = {_top(m) for m in _imports(path)}
-        assert not tops & {"streamlit", "pages", "app", "benchmarks", "tests"}, f"{path.name} imports {tops}"
+        assert not tops & {"streamlit", "pages", "app", "benchmarks", "tests"}, f"{path} imports {tops}"
     for path in sorted((ROOT / "benchmarks").glob("*.py")):
         assert "pages" not in {_top(m) for m in _imports(path)}, f"benchmarks/{path.name} imports pages"
     for path in [ROOT / "app.py", *sorted((ROOT / "pages").glob("*.py"))]:
@@ -49,22 +126,19 @@ def test_imports_run_one_way():
 
 
 def test_no_import_cycles_in_core():
-    names = {p.stem for p in (ROOT / "core").glob("*.py")} - {"__init__", "__main__"}
-    graph = {
-        n: {m.split(".")[1] for m in _imports(ROOT / "core" / f"{n}.py") if m.startswith("core.")} & names
-        for n in names
-    }
+    modules = {_module_of(p): p for p in _core_files() if p.name != "__main__.py"}
+    graph = {name: {m for m in _imports(path) if m in modules} - {name} for name, path in modules.items()}
 
-    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+    def reaches(start: str, goal: str, seen: frozenset[str]) -> bool:
         return any(nxt == goal or reaches(nxt, goal, seen | {nxt}) for nxt in graph[start] - seen)
 
-    cycles = sorted(n for n in names if reaches(n, n, set()))
+    cycles = sorted(n for n in modules if reaches(n, n, frozenset()))
     assert cycles == [], f"modules of core/ on an import cycle: {cycles}"
 
 
 def test_no_function_is_longer_than_a_screen():
     long = []
-    for path in [*sorted((ROOT / "core").glob("*.py")), *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]:
+    for path in [*_core_files(), *sorted((ROOT / "pages").glob("*.py")), ROOT / "app.py"]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 lines = node.end_lineno - node.lineno + 1
@@ -83,7 +157,7 @@ def test_every_model_kind_builds_and_trains_its_network():
         assert cfg.kind in NETWORKS and cfg.is_variational == kind.variational
         assert cfg.conditional == kind.conditional and (cfg.num_classes == 3) == kind.conditional
         cfg.check_data(data)
-        from core.train import TrainConfig
+        from core.training.train import TrainConfig
 
         TrainConfig(**kind.train_overrides).validate()  # the overrides are valid training settings
 
@@ -167,7 +241,7 @@ def test_a_page_declaration_with_a_mistake_names_its_file(tmp_path):
 
 
 def test_the_shipped_family_implements_the_model_protocol():
-    from core.models import build_model
+    from core.models.networks import build_model
 
     for kind in ("vae", "ae", "cvae"):
         model = build_model(ModelConfig(kind=kind, arch="mlp", latent_dim=3, num_classes=10 if kind == "cvae" else 0))
@@ -180,7 +254,7 @@ def test_the_shipped_family_implements_the_model_protocol():
 
 
 def test_code_ranges_follow_the_prior_for_a_vae_and_the_codes_for_an_ae():
-    from core.latent import code_range
+    from core.lenses.latent import code_range
 
     vae = code_range(3, variational=True)
     assert np.all(vae.lo == -4) and np.all(vae.hi == 4) and np.all(vae.centre == 0)
@@ -201,7 +275,7 @@ def test_a_test_row_in_a_link_becomes_its_class_and_index():
 
 
 def test_the_denoising_split_is_disjoint_and_small_splits_share_out():
-    from core.denoise import split_rows
+    from core.lenses.denoise import split_rows
 
     batch, val = split_rows(10_000, seed=3)
     assert len(batch) == 64 and len(val) == 32 and not set(batch) & set(val)

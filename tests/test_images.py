@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.images import ImageError, mnist_style, open_image, to_model_input, to_png
+from core.data.images import ImageError, mnist_style, open_image, to_model_input, to_png
 
 
 def _png(img: Image.Image, fmt="PNG", **kw) -> bytes:
@@ -109,8 +109,8 @@ def test_png_encoding_round_trips():
 def test_colour_images_and_colour_grids_become_pngs():
     from PIL import Image
 
-    from core.images import to_png
-    from core.latent import image_grid
+    from core.data.images import to_png
+    from core.lenses.latent import image_grid
 
     rgb = np.random.default_rng(0).random((3, 16, 12)).astype(np.float32)  # (C, H, W), a colour model's output
     assert Image.open(io.BytesIO(to_png(rgb))).size == (12, 16)

@@ -1,5 +1,5 @@
-"""core.jobs: background jobs, saving under a free name, training and sweep runs; and the small
-helpers of core.sweep / core.catalog / core.train that the β sweep and Train pages use."""
+"""core.app.jobs: background jobs, saving under a free name, training and sweep runs; and the small
+helpers of core.experiments.sweep / core.app.catalog / core.training.train that the β sweep and Train pages use."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import catalog, jobs
-from core.checkpoints import CheckpointError, list_checkpoints, load_checkpoint
-from core.config import ConfigError, ModelConfig
-from core.sweep import beta_images, parse_betas
-from core.train import Callback, TrainConfig, fit
+from core.app import catalog, jobs
+from core.experiments.sweep import beta_images, parse_betas
+from core.formats.checkpoints import CheckpointError, list_checkpoints, load_checkpoint
+from core.models.config import ConfigError, ModelConfig
+from core.training.train import Callback, TrainConfig, fit
 from tests.conftest import tiny_dataset
 
 MLP = ModelConfig(kind="vae", arch="mlp", image_shape=(1, 28, 28), latent_dim=3, hidden=(16,))
@@ -93,9 +93,9 @@ def test_jobs_beyond_the_free_slots_wait_and_can_be_cancelled_while_queued(monke
 def test_two_runs_saving_the_same_name_at_once_get_different_names(tmp_path):
     data = tiny_dataset(64)
     torch.manual_seed(0)
-    from core.models import build_model
-    from core.runs import SavedModel, save_run
-    from core.train import History
+    from core.models.networks import build_model
+    from core.training.runs import SavedModel, save_run
+    from core.training.train import History
 
     models = [build_model(MLP) for _ in range(4)]
     barrier = threading.Barrier(len(models))
@@ -231,7 +231,7 @@ def test_parse_betas():
 
 def test_beta_images_decode_the_same_codes_for_every_beta():
     torch.manual_seed(0)
-    from core.models import build_model
+    from core.models.networks import build_model
 
     models = {2.0: build_model(MLP), 0.5: build_model(MLP)}
     x = tiny_dataset(8).test_x
@@ -272,7 +272,7 @@ def test_fit_reports_batch_terms_only_to_callbacks_that_want_them():
 
     cb = Terms()
     torch.manual_seed(0)
-    from core.models import build_model
+    from core.models.networks import build_model
 
     fit(build_model(MLP), tiny_dataset(64), TrainConfig(epochs=1, batch_size=16), [cb, Callback()])
     assert [s for s, _, _ in cb.seen] == [1, 2]
@@ -283,7 +283,7 @@ def test_fit_reports_batch_terms_only_to_callbacks_that_want_them():
 
 
 def test_a_held_out_job_trains_scores_and_reports_its_steps(mnist5k):
-    from core.anomaly import held_out_split
+    from core.experiments.anomaly import held_out_split
 
     split = held_out_split(mnist5k, 5)
     job = jobs.start_held_out(split, pca_components=8, epochs=1)
@@ -299,7 +299,7 @@ def test_a_held_out_job_trains_scores_and_reports_its_steps(mnist5k):
 
 
 def test_a_cancelled_held_out_job_stops_after_a_step_and_has_no_result(mnist5k):
-    from core.anomaly import held_out_split
+    from core.experiments.anomaly import held_out_split
 
     job = jobs.start_held_out(held_out_split(mnist5k, 3), epochs=200)
     deadline = time.time() + 60

@@ -1,4 +1,4 @@
-"""core.latent: codes, projections, traversals, interpolation, sampling and grids."""
+"""core.lenses.latent: codes, projections, traversals, interpolation, sampling and grids."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from PIL import Image
 from scipy.stats import norm
 from sklearn.decomposition import PCA
 
-from core import latent
-from core.config import ModelConfig
-from core.evaluate import evaluate
-from core.models import build_model
-from core.train import TrainConfig, train_model
+from core.lenses import latent
+from core.models.config import ModelConfig
+from core.models.evaluate import evaluate
+from core.models.networks import build_model
+from core.training.train import TrainConfig, train_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

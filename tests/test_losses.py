@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from core.losses import Objective, elbo, gaussian_kl, gaussian_kl_per_dim, pixel_mse, reconstruction_nll
+from core.models.losses import Objective, elbo, gaussian_kl, gaussian_kl_per_dim, pixel_mse, reconstruction_nll
 
 
 def test_bce_reconstruction_by_hand():
@@ -83,8 +83,8 @@ def test_the_talks_objective_uses_the_per_pixel_mse():
 
 
 def test_objective_of_a_model_output():
-    from core.config import ModelConfig
-    from core.models import build_model
+    from core.models.config import ModelConfig
+    from core.models.networks import build_model
 
     torch.manual_seed(0)
     model = build_model(ModelConfig(kind="vae", arch="mlp", latent_dim=2, hidden=(8,), image_shape=(1, 4, 4)))

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from core.config import MAX_LATENT, ConfigError, ModelConfig
-from core.data import REGISTRY
-from core.models import build_model, conv_stages
+from core.data.registry import REGISTRY
+from core.models.config import MAX_LATENT, ConfigError, ModelConfig
+from core.models.networks import build_model, conv_stages
 
 SHAPES = sorted({spec.image_shape for spec in REGISTRY.values()})
 

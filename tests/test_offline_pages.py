@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from core import catalog
-from core.checkpoints import SHIPPED_DIR
-from core.data import load_dataset
+from core.app import catalog
+from core.data.registry import load_dataset
+from core.formats.checkpoints import SHIPPED_DIR
 from tests.app_support import app_env, open_page
 from tests.conftest import no_network
 

@@ -57,10 +57,10 @@ def faces_pair(monkeypatch, tmp_path):
     """The test models plus a plain AE of the faces beside their VAE (same size, latent 3)."""
     import shutil
 
-    from core import catalog
-    from core.checkpoints import save_checkpoint
-    from core.config import ModelConfig
-    from core.train import TrainConfig, train_model
+    from core.app import catalog
+    from core.formats.checkpoints import save_checkpoint
+    from core.models.config import ModelConfig
+    from core.training.train import TrainConfig, train_model
     from tests.app_support import model_folder
 
     ds = catalog.load_data("lfw-faces")

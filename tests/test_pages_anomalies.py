@@ -12,8 +12,9 @@ import threading
 import pytest
 import streamlit as st
 
-from core import anomaly, jobs
-from core.checkpoints import SHIPPED_DIR
+from core.app import jobs
+from core.experiments import anomaly
+from core.formats.checkpoints import SHIPPED_DIR
 from tests.app_support import app_env, app_test, digit_png, model_folder
 from tests.conftest import no_network, requires_shared_data, shared_data_dir
 
@@ -191,7 +192,7 @@ def test_your_image_is_scored_and_a_bad_file_gets_a_message():
 
 
 def test_without_the_held_out_files_the_cross_data_set_setup_says_fashion_mnist_is_missing(monkeypatch, tmp_path):
-    from core import data
+    from core.data import registry as data
 
     monkeypatch.setattr(data, "HELD_OUT_DIR", tmp_path)  # a clone without data/
     st.cache_resource.clear()
@@ -263,7 +264,7 @@ def test_mnist_against_fashion_mnist_with_the_full_data(monkeypatch):
 
 
 def test_the_home_page_marks_the_demos_that_run_offline(monkeypatch, tmp_path):
-    from core import data
+    from core.data import registry as data
     from tests.app_support import PAGE_FILES
 
     at = ok(app_test())

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from core import browser_decoder as bd
+from core.app import browser_decoder as bd
 from pages import _ui_decoder
 from tests.app_support import app_env, app_test
 

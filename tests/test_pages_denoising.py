@@ -184,10 +184,10 @@ def with_mixed(tmp_path_factory):
 
     import torch
 
-    from core.checkpoints import save_checkpoint
-    from core.config import ModelConfig
-    from core.data import load_dataset
-    from core.train import TrainConfig, train_model
+    from core.data.registry import load_dataset
+    from core.formats.checkpoints import save_checkpoint
+    from core.models.config import ModelConfig
+    from core.training.train import TrainConfig, train_model
     from tests.app_support import model_folder
 
     folder = tmp_path_factory.mktemp("models")

@@ -36,7 +36,7 @@ def test_the_walk_slider_and_the_exports():
     at.slider(key="dir_alpha").set_value(-1.5).run()
     assert "start + -1.5·d" in captions(at) and at.query_params["alpha"] == "-1.5"
     assert at.get("download_button")
-    from core.latent import can_write_mp4
+    from core.lenses.latent import can_write_mp4
 
     assert can_write_mp4() or any("GIF only" in c.value for c in at.caption)
 

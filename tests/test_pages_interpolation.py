@@ -19,7 +19,7 @@ def test_a_linear_path_between_two_test_images_with_png_and_gif():
     assert next(m.value for m in at.markdown if m.value.startswith("**")).startswith("**Linear**")
     labels = [b.label for b in at.download_button]
     assert any("GIF" in label for label in labels) and any("PNG" in label for label in labels)
-    from core.latent import can_write_mp4
+    from core.lenses.latent import can_write_mp4
 
     # An MP4 for slides where imageio-ffmpeg is installed; otherwise the page says GIF only.
     assert (

@@ -80,10 +80,10 @@ def orl_models(monkeypatch, tmp_path):
     """The test models plus a tiny VAE of the ORL faces (40 subjects: more classes than colours)."""
     import shutil
 
-    from core import catalog
-    from core.checkpoints import save_checkpoint
-    from core.config import ModelConfig
-    from core.train import TrainConfig, train_model
+    from core.app import catalog
+    from core.formats.checkpoints import save_checkpoint
+    from core.models.config import ModelConfig
+    from core.training.train import TrainConfig, train_model
     from tests.app_support import model_folder
 
     ds = catalog.load_data("olivetti-faces")

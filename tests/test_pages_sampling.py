@@ -93,7 +93,7 @@ def test_a_link_restores_the_settings_and_bad_values_get_a_note():
 
 def test_the_manifold_opens_on_tiles_of_at_least_48_pixels():
     # Bug (issue 15): a 15×15 grid of 28×20 faces in a 440 px column drew ~20 px tiles.
-    from core.latent import readable_grid_size, tile_scale
+    from core.lenses.latent import readable_grid_size, tile_scale
 
     for shape in ((1, 28, 20), (1, 28, 28), (1, 64, 64), (1, 25, 25)):
         n = readable_grid_size(shape, 440)

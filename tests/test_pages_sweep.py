@@ -13,7 +13,7 @@ import pytest
 import streamlit.testing.v1.app_test as app_test_module
 from streamlit.runtime.pages_manager import PagesManager
 
-from core import jobs
+from core.app import jobs
 from tests.app_support import app_env, app_test, model_folder
 from tests.conftest import ROOT
 
@@ -43,11 +43,11 @@ def family_folder() -> Path:
     """The app's test models plus a β family of three tiny MLP VAEs (β 0.5, 1, 4)."""
     import torch
 
-    from core.checkpoints import save_checkpoint
-    from core.config import ModelConfig
-    from core.data import load_dataset
-    from core.evaluate import measure_card
-    from core.train import TrainConfig, train_model
+    from core.data.registry import load_dataset
+    from core.formats.checkpoints import save_checkpoint
+    from core.models.config import ModelConfig
+    from core.models.evaluate import measure_card
+    from core.training.train import TrainConfig, train_model
 
     torch.set_num_threads(1)
     root = Path(tempfile.mkdtemp(prefix="latentlab-beta-family-"))
@@ -116,7 +116,7 @@ def test_the_table_and_plots_open_from_an_installed_beta_family(monkeypatch):
 
 
 def test_the_shipped_beta_family_fills_the_table(monkeypatch):
-    from core.data import load_dataset
+    from core.data.registry import load_dataset
 
     at = sweep_page(monkeypatch, ROOT / "checkpoints")
     df = table(at)

@@ -8,9 +8,10 @@ import streamlit.testing.v1.app_test as app_test_module
 import torch
 from streamlit.runtime.pages_manager import PagesManager
 
-from core import jobs, runs
-from core.checkpoints import list_checkpoints
-from core.train import Callback, fit
+from core.app import jobs
+from core.formats.checkpoints import list_checkpoints
+from core.training import runs
+from core.training.train import Callback, fit
 from tests.app_support import app_env, app_test
 
 
@@ -107,7 +108,7 @@ def test_a_run_completes_saves_itself_and_appears_in_the_picker(tmp_path):
 def test_a_read_only_folder_gets_a_message_and_the_trained_weights_are_kept(monkeypatch, tmp_path):
     # Tests run as root, for whom chmod does not stop writes: fail the folder's first write
     # (the name's lock file) with the error a read-only folder gives.
-    real_open = runs.os.open  # core.runs makes the name's lock file
+    real_open = runs.os.open  # core.training.runs makes the name's lock file
 
     def read_only(path, flags, *args):
         if str(path).endswith(".lock") and not getattr(read_only, "fixed", False):

@@ -109,7 +109,7 @@ def test_a_face_photo_on_a_digits_model_gets_a_warning():
 
 
 def test_a_real_test_digit_passes_the_check():
-    from core import catalog
+    from core.app import catalog
 
     digit = catalog.load_data("mnist-5k").test_x[0, 0]
     at = upload(app_test("your_image"), "digit.png", png_of(digit))

@@ -15,9 +15,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from streamlit.runtime.pages_manager import PagesManager
 
-from core.checkpoints import SHIPPED_DIR
-from core.export import export_model
-from core.site import page_table
+from core.app.site import page_table
+from core.formats.checkpoints import SHIPPED_DIR
+from core.formats.export import export_model
 from tests.app_support import app_env, app_test
 
 pytestmark = pytest.mark.usefixtures("one_thread")

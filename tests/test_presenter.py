@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from core import talk
-from core.site import by_url_path
+from core.app import talk
+from core.app.site import by_url_path
 from tests.app_support import app_env, app_test
 
 

@@ -1,4 +1,4 @@
-"""core.projection: PCA, UMAP, t-SNE and raw axes for the latent map; progress and stopping."""
+"""core.lenses.projection: PCA, UMAP, t-SNE and raw axes for the latent map; progress and stopping."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from core.projection import METHODS, ProjectionCancelled, axis_count, project
+from core.lenses.projection import METHODS, ProjectionCancelled, axis_count, project
 
 
 def blobs(n: int = 300, z: int = 6, classes: int = 3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.catalog import list_models
-from core.checkpoints import load_checkpoint
+from core.app.catalog import list_models
+from core.formats.checkpoints import load_checkpoint
 from tests.app_support import PAGE_FILES, app_env, app_test
 
 # Every page that runs the sidebar's model (β sweep and Train build models of their own; Load your model adds one).

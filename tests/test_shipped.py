@@ -2,10 +2,10 @@
 
 import pytest
 
-from core.checkpoints import list_checkpoints, load_checkpoint
-from core.data import load_dataset
-from core.evaluate import measure_card
-from core.pretrain import CHECKPOINTS, MANIFEST, read_manifest
+from core.data.registry import load_dataset
+from core.formats.checkpoints import list_checkpoints, load_checkpoint
+from core.models.evaluate import measure_card
+from core.training.pretrain import CHECKPOINTS, MANIFEST, read_manifest
 from tests.conftest import requires_shared_data, shared_data_dir
 
 ENTRIES = read_manifest(MANIFEST)

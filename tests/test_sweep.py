@@ -1,4 +1,4 @@
-"""core.sweep: the β table, from trained models and from a (parallel) sweep."""
+"""core.experiments.sweep: the β table, from trained models and from a (parallel) sweep."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from core import sweep
-from core.config import ConfigError, ModelConfig
-from core.evaluate import active_units, encode_dataset, evaluate
-from core.models import build_model
-from core.train import History, TrainConfig, TrainingDiverged
+from core.experiments import sweep
+from core.models.config import ConfigError, ModelConfig
+from core.models.evaluate import active_units, encode_dataset, evaluate
+from core.models.networks import build_model
+from core.training.train import History, TrainConfig, TrainingDiverged
 from tests.conftest import tiny_dataset
 
 MLP = ModelConfig(kind="vae", arch="mlp", latent_dim=8, hidden=(128,))

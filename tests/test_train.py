@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from core.config import ConfigError, ModelConfig
-from core.evaluate import active_units, encode_dataset, evaluate
-from core.models import build_model
-from core.train import Callback, TrainConfig, TrainingDiverged, _contractive_penalty, fit, train_model
+from core.models.config import ConfigError, ModelConfig
+from core.models.evaluate import active_units, encode_dataset, evaluate
+from core.models.networks import build_model
+from core.training.train import Callback, TrainConfig, TrainingDiverged, _contractive_penalty, fit, train_model
 from tests.conftest import tiny_dataset
 
 MLP = ModelConfig(kind="vae", arch="mlp", latent_dim=8, hidden=(128,))
@@ -162,7 +162,7 @@ def test_regularizers_do_what_they_say(mnist5k):
 
 
 def test_denoising_training_learns_to_remove_noise(mnist5k):
-    from core.corrupt import corrupt
+    from core.data.corrupt import corrupt
 
     cfg = ModelConfig(kind="ae", arch="mlp", latent_dim=16, hidden=(256,))
     tcfg = TrainConfig(epochs=3, batch_size=64, noise="gaussian", noise_level=0.5)

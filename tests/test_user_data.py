@@ -1,4 +1,5 @@
-"""Users' own images as a data set: folders, .npz files and uploads (core.user_data + core.data's hook)."""
+"""Users' own images as a data set: folders, .npz files and uploads (core.data.user_data and the
+registry's hook in core.data.registry)."""
 
 import io
 import math
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core import user_data
-from core.data import DataError, is_user_data, load_dataset, load_user_data, load_user_upload
+from core.data import user_data
+from core.data.registry import DataError, is_user_data, load_dataset, load_user_data, load_user_upload
 
 
 def _png(arr: np.ndarray) -> bytes:
@@ -300,7 +301,7 @@ def test_big_npz_arrays_are_refused_before_loading(tmp_path, monkeypatch):
 
 
 def test_catalog_load_data_resizes_an_npz(tmp_path):
-    from core.catalog import load_data
+    from core.app.catalog import load_data
 
     path = _npz(tmp_path / "d.npz", x=np.random.default_rng(0).integers(0, 256, (10, 32, 32), dtype=np.uint8))
     ds = load_data(f"npz:{path}", image_shape=(1, 28, 28))
@@ -365,8 +366,8 @@ def test_a_big_member_is_skipped_without_being_read(monkeypatch):
 
 
 def test_a_model_trains_on_your_folder(class_folder):
-    from core.config import ModelConfig
-    from core.train import TrainConfig, train_model
+    from core.models.config import ModelConfig
+    from core.training.train import TrainConfig, train_model
 
     ds = load_dataset(f"folder:{class_folder}")
     cfg = ModelConfig(kind="vae", arch="mlp", image_shape=ds.image_shape, latent_dim=2, hidden=(16,))

@@ -86,7 +86,7 @@ def main() -> int:
         raise SystemExit(f"unknown views {sorted(unknown)}; choose from {list(VIEWS)}")
     out.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
-    from core.catalog import list_models
+    from core.app.catalog import list_models
 
     installed = {e.key for e in list_models() if e.ok}
     port = free_port()

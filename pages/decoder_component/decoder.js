@@ -2,7 +2,7 @@
 // scrubber along a path between two codes) and the picture, painted by the model's decoder
 // running in onnxruntime-web (WebAssembly, one thread). Every `input` event of a drag decodes
 // and paints a frame; Python hears of the code once, on `change` (the end of a drag or a key
-// press). Python's side: pages/_ui_decoder.py (the data below), core/browser_decoder.py.
+// press). Python's side: pages/_ui_decoder.py (the data below), core/app/browser_decoder.py.
 //
 // data: {mode: "sliders" | "path", layout_key, ort: {module, wasm, version}, decoder: {url, key,
 //   inputs, output, output_kind, value_range, layout, label, num_classes, image_shape},
@@ -119,7 +119,7 @@ function feeds(ort, d, z, y) {
   return out;
 }
 
-// The decoder's output -> RGBA bytes, as core.images.to_png quantizes: round(clip(p, 0, 1) * 255),
+// The decoder's output -> RGBA bytes, as core.data.images.to_png quantizes: round(clip(p, 0, 1) * 255),
 // p the sigmoid of logits or the image rescaled from value_range; grey repeats into R, G, B.
 function toPixels(d, values, px) {
   const [C, H, W] = d.image_shape;
