@@ -37,10 +37,10 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(browser, tmp_path_factory):
     """Start `streamlit run app.py` on a free loopback port with the test models; stop it afterwards."""
-    yield from serve_app(browser, tmp_path_factory, model_folder())
+    yield from serve_app(tmp_path_factory, model_folder())
 
 
-def serve_app(browser, tmp_path_factory, checkpoints, extra_env: dict | None = None):
+def serve_app(tmp_path_factory, checkpoints, extra_env: dict | None = None):
     """Serve the app as ``make run`` does (serve.py) on ``checkpoints`` with an empty user folder
     and cache, no data folder and no network (as on a fresh clone); yields its URL once the server
     answers its health check. No page has run yet: the first visit is a fresh server's."""

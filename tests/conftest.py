@@ -9,6 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# A worker per core (pytest-xdist) shares the CPU with the other workers and with the browser
+# tests' servers: one thread each rather than one per core each (torch reads this on import).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from core.data.registry import Dataset
 
 # The browser fixtures (server, browser, page, shots) and the network guard for every test module;

@@ -22,7 +22,7 @@ ACTIVE_LINK = "() => document.querySelector('[data-testid=stSidebarNavLink][aria
 @pytest.fixture(scope="module")
 def fresh_server(browser, tmp_path_factory):
     """A server of its own that no test has visited yet."""
-    yield from serve_app(browser, tmp_path_factory, model_folder())
+    yield from serve_app(tmp_path_factory, model_folder())
 
 
 def test_a_deep_link_to_a_fresh_server_opens_its_page_for_every_page(fresh_server, browser, shots):

@@ -39,7 +39,7 @@ TIMINGS: dict[str, float] = {}
 
 @pytest.fixture(scope="module")
 def shipped_server(browser, tmp_path_factory):
-    yield from serve_app(browser, tmp_path_factory, SHIPPED_DIR)
+    yield from serve_app(tmp_path_factory, SHIPPED_DIR)
 
 
 @pytest.mark.parametrize("path", [spec.url_path for spec in page_table()])

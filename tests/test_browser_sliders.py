@@ -122,8 +122,10 @@ def test_without_webassembly_the_sliders_decode_on_the_server(server, browser, s
         open_page(page, server, "sliders?model=mnist-vae-mlp-z2")
         page.get_by_test_id("stSlider").first.wait_for(timeout=60_000)
         settle(page)
-        line = page.get_by_test_id("stMain").get_by_test_id("stCaptionContainer").filter(
-            has_text="The sliders decode on the server"
+        line = (
+            page.get_by_test_id("stMain")
+            .get_by_test_id("stCaptionContainer")
+            .filter(has_text="The sliders decode on the server")
         )
         assert line.count() == 1 and "WebAssembly is unavailable" in line.inner_text()
         before = image_src(page, "decoded from the sliders")

@@ -252,7 +252,7 @@ def test_bad_link_values_are_dropped_with_a_note(monkeypatch):
 def family_server(browser, tmp_path_factory):
     from tests.browser_support import serve_app
 
-    yield from serve_app(browser, tmp_path_factory, family_folder())
+    yield from serve_app(tmp_path_factory, family_folder())
 
 
 @pytest.mark.browser
