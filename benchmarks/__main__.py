@@ -3,7 +3,7 @@
     python -m benchmarks [--only NAME ...] [--data-dir DIR] [--no-readme]
 
 NAME: engine, analysis, quality, denoising, anomaly, beta_sweep, iw_nll, foreign, projections,
-ui_latency, slider_fps, load_ws, load
+ui_latency, offline_demos, slider_fps, load_ws, load
 (all by default).
 
 Each benchmark runs as its own process (``python -m benchmarks.NAME``), one after another so
@@ -48,6 +48,7 @@ BENCHMARKS = {
     "foreign": ("Your own model: torch against its ONNX export", []),
     "projections": ("Latent map projections: PCA, UMAP and t-SNE of 10,000 codes", ["--data-dir", "{data}"]),
     "ui_latency": ("Interactivity", []),
+    "offline_demos": ("Offline: every page's main demo on a fresh server", []),
     "slider_fps": ("Frame-rate sliders: decoding in the browser against the server", []),
     "load_ws": ("A classroom of concurrent sessions (websocket clients)", []),
     "load": ("A classroom of concurrent sessions (Chromium tabs on the same 2 cores)", []),
