@@ -81,8 +81,9 @@ def serve_app(tmp_path_factory, checkpoints, extra_env: dict | None = None):
         proc.kill()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
+    """One Chromium per test process (each test gets its own context, a clean profile)."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     from playwright.sync_api import sync_playwright
@@ -118,7 +119,7 @@ def settle(page, timeout_s: float = 90) -> None:
             quiet = time.time()
         elif time.time() - quiet > 0.5:
             return
-        time.sleep(0.05)
+        time.sleep(0.1)
     raise AssertionError("the page kept running")
 
 

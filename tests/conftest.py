@@ -93,12 +93,6 @@ def no_network(monkeypatch) -> None:
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
-def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto``: a worker per core, plus one, because the browser tests mostly wait (on their
-    server and Chromium, which run as processes of their own) while another worker computes."""
-    return (os.cpu_count() or 1) + 1
-
-
 def pytest_collection_modifyitems(session, config, items) -> None:
     """Longest modules first (browser, then slow, then the rest; the order within a module kept),
     so that xdist, which hands out whole modules in this order, does not end on a long one."""
