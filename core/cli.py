@@ -31,7 +31,7 @@ from core.formats.export import TOLERANCE, check_free, export_checkpoint, import
 from core.formats.foreign import read_spec
 from core.formats.onnx_model import load_onnx_model
 from core.models.config import ACTIVATION_NAMES, ARCHS, KINDS, LIKELIHOODS, ConfigError, ModelConfig, get_kind
-from core.models.evaluate import binarize_fixed, iw_nll, measure_card, record_card
+from core.models.evaluate import binarize_fixed, card_binarized_seed, iw_nll, measure_card, record_card
 from core.models.losses import LOSS_FORMS
 from core.training.pretrain import pretrain
 from core.training.runs import TqdmProgress, save_run
@@ -112,6 +112,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--iw", type=int, default=None, metavar="K", help="importance-weighted NLL, K samples (in the card)")
     e.add_argument("--iw-seed", type=int, default=0, help="seed of the importance samples")
     e.add_argument("--n", type=int, default=None, help="only the first N test images (a quick estimate)")
+    e.add_argument("--record", action="store_true", help="write the measured figures into the checkpoint's card")
 
 
 def _onnx_parsers(sub: argparse._SubParsersAction) -> None:
@@ -209,17 +210,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.iw is not None and args.iw < 1:
         raise ConfigError(f"--iw needs K ≥ 1 importance samples, got {args.iw}")
     x, y = ds.test_x[: args.n], (ds.test_y[: args.n] if ds.test_y is not None else None)
-    binarized = ckpt.meta.get("train", {}).get("binarize") == "dynamic"
-    if binarized:  # trained on binary images: scored on one fixed binarization of the test split
-        x = binarize_fixed(x)
-    card = measure_card(ckpt.model, x, y)
-    print(f"{ckpt.name} on {ds.describe()}" + (" (test images binarized once, seed 0)" if binarized else ""))
+    # Trained on binary images: scored on one fixed binarization of the test split, card and IW-NLL alike.
+    seed = card_binarized_seed(ckpt.meta.get("train", {}))
+    card = measure_card(ckpt.model, x, y, seed=ckpt.meta.get("card", {}).get("eval_seed", 0), binarized_seed=seed)
+    binarized = f" (test images binarized once, seed {seed})" if seed is not None else ""
+    print(f"{ckpt.name} on {ds.describe()}{binarized}")
     print(
         f"test loss {card['test_loss']:.2f} nats  recon {card['test_recon']:.2f}  KL {card['test_kl']:.2f}  "
         f"active units {card['active_units']}/{ckpt.config.latent_dim}"
     )
+    if args.record:
+        print(f"recorded in {record_card(ckpt.path, card)}")
     if args.iw:
-        _evaluate_iw(args, ckpt, x, y, card, binarized)
+        _evaluate_iw(args, ckpt, binarize_fixed(x, seed) if seed is not None else x, y, card, seed is not None)
     return 0
 
 
@@ -239,7 +242,7 @@ def _evaluate_iw(args: argparse.Namespace, ckpt, x, y, card: dict, binarized: bo
         f"{card['test_loss']:.2f}, mean -log w {est.elbo:.2f})"
     )
     record = {**est.to_dict(), "test_loss": card["test_loss"], "binarized_seed": 0 if binarized else None}
-    path = record_card(ckpt.path, "iw_nll", record)
+    path = record_card(ckpt.path, {"iw_nll": record})
     print(f"recorded in {path}")
 
 

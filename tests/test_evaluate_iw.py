@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from core.app.catalog import ModelEntry, card_rows
+from core.data.registry import load_dataset
 from core.formats.checkpoints import load_checkpoint, read_meta
 from core.models.config import ConfigError, get_kind
-from core.models.evaluate import binarize_fixed, iw_nll, iwae_loss, weight_terms
+from core.models.evaluate import binarize_fixed, iw_nll, iwae_loss, measure_card, weight_terms
 from core.models.networks import build_model
 from core.training.train import TrainConfig, train_model
 from tests.conftest import tiny_dataset
@@ -155,6 +156,11 @@ def test_training_on_binarized_images_with_the_iwae_bound_then_evaluate_iw(tmp_p
     model, history = train_model(cfg, ds, tcfg)
     assert len(history.epochs) == 2 and all(math.isfinite(e.test_loss) for e in history.epochs)
     saved = save_run(model, tmp_path, "bin", dataset=ds, train=tcfg, history=history)
+    card = read_meta(saved.path)["card"]
+    on_binary = measure_card(model, binarize_fixed(ds.test_x), ds.test_y, seed=tcfg.seed)
+    on_grey = measure_card(model, ds.test_x, ds.test_y, seed=tcfg.seed)
+    assert card["binarized_seed"] == 0, "the card says it measured binary images"
+    assert card["test_loss"] == on_binary["test_loss"] != on_grey["test_loss"]
     npz = tmp_path / "tiny.npz"
     np.savez(npz, x=ds.test_x)
     # the checkpoint's data set is "tiny" (not registered): point evaluate at the same images
@@ -167,5 +173,13 @@ def test_training_on_binarized_images_with_the_iwae_bound_then_evaluate_iw(tmp_p
     load_checkpoint(saved.path)  # the weights and their hash are untouched
     entry = ModelEntry(key="bin", name="bin", source="user", path=saved.path, meta=read_meta(saved.path))
     assert card_rows(entry)["IW-NLL"] == f"{rec['nll']:.2f} ± {rec['se']:.2f} nats (K = 20, 5 images)"
+    assert card_rows(entry)["Test loss"] == f"{card['test_loss']:.1f} nats (−ELBO on the binarized test set)"
+    # --record writes the measured figures into the card: the npz set's first 4 test images, binarized.
+    assert main(["evaluate", str(saved.path.with_suffix("")), "--dataset", f"npz:{npz}", "--n", "4", "--record"]) == 0
+    recorded = read_meta(saved.path)["card"]
+    x = load_dataset(f"npz:{npz}").test_x[:4]
+    want = measure_card(model, binarize_fixed(x), None, seed=card["eval_seed"])
+    assert recorded["test_n"] == 4 and recorded["test_loss"] == pytest.approx(want["test_loss"], abs=1e-3)
+    assert recorded["binarized_seed"] == 0 and recorded["iw_nll"] == rec, "the other figures stay"
     assert main(["evaluate", str(saved.path.with_suffix("")), "--dataset", f"npz:{npz}", "--iw", "0"]) == 2
     assert "--iw needs K ≥ 1" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import pytest
 
 from core.data.registry import load_dataset
 from core.formats.checkpoints import list_checkpoints, load_checkpoint
-from core.models.evaluate import measure_card
+from core.models.evaluate import card_binarized_seed, measure_card
 from core.training.pretrain import CHECKPOINTS, MANIFEST, read_manifest
 from tests.conftest import requires_shared_data, shared_data_dir
 
@@ -47,7 +47,9 @@ def test_each_checkpoint_loads_and_matches_its_entry(entry):
 def test_recorded_test_metric_reproduces(entry):
     ckpt = load_checkpoint(CHECKPOINTS / entry.name)
     data = entry.select(load_dataset(entry.dataset, shared_data_dir(), download=False))  # classes, if any
-    card = measure_card(ckpt.model, data.test_x, data.test_y, seed=ckpt.meta["card"]["eval_seed"])
+    seed, binarized = ckpt.meta["card"]["eval_seed"], card_binarized_seed(ckpt.meta["train"])
+    card = measure_card(ckpt.model, data.test_x, data.test_y, seed=seed, binarized_seed=binarized)
     recorded = ckpt.meta["card"]
+    assert recorded.get("binarized_seed") == binarized, "a model of binary images is measured on binary images"
     assert card["test_loss"] == pytest.approx(recorded["test_loss"], abs=0.05)
     assert card["active_units"] == recorded["active_units"]

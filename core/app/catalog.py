@@ -236,8 +236,9 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
         rows["β"] = f"{entry.beta:g}" if entry.beta is not None else "1"
     else:
         rows["Kind"] = "denoising AE" if entry.noise else "plain AE (no KL)"
-    if card.get("test_loss") is not None:
-        rows["Test loss"] = f"{card['test_loss']:.1f} nats"
+    if card.get("test_loss") is not None:  # −ELBO, one sample, on the test images the model models
+        binary = " (−ELBO on the binarized test set)" if card.get("binarized_seed") is not None else ""
+        rows["Test loss"] = f"{card['test_loss']:.1f} nats{binary}"
     if card.get("active_units") is not None:
         rows["Active units"] = f"{card['active_units']} of {entry.latent_dim}"
     if iw := card.get("iw_nll"):  # python -m core evaluate NAME --iw K

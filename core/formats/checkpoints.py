@@ -419,7 +419,7 @@ def describe_folder(folder: str | os.PathLike, markdown: bool = False) -> str:
         nan = float("nan")
         cells = [
             f"`{info.name}`",
-            info.meta.get("dataset", {}).get("name", "?"),
+            info.meta.get("dataset", {}).get("name", "?") + (" (binarized)" if "binarized_seed" in c else ""),
             f"{m['kind']} {m['arch']} z={m['latent_dim']}",
             f"{t.get('beta', 1):g}",
             str(c.get("epochs", "?")),

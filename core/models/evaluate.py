@@ -117,11 +117,23 @@ def active_units(mu: np.ndarray, threshold: float = ACTIVE_THRESHOLD) -> int:
     return int((unit_activity(mu) > threshold).sum())
 
 
-def measure_card(model: LatentModel, x_test: np.ndarray, y_test: np.ndarray | None = None, seed: int = 0) -> dict:
-    """The figures a checkpoint's JSON carries about its test split (nats per example)."""
+def measure_card(
+    model: LatentModel,
+    x_test: np.ndarray,
+    y_test: np.ndarray | None = None,
+    seed: int = 0,
+    binarized_seed: int | None = None,
+) -> dict:
+    """The figures a checkpoint's JSON carries about its test split (nats per example).
+
+    binarized_seed: for a model of binary images (trained on dynamically binarized ones), the
+    test images are first binarized once with this seed (:func:`binarize_fixed`), as its
+    IW-NLL is: a card measures a model on the data it models, and records the seed to say so."""
+    if binarized_seed is not None:
+        x_test = binarize_fixed(x_test, binarized_seed)
     m = evaluate(model, x_test, y_test, seed=seed)
     mu, _ = encode_dataset(model, x_test, y_test)
-    return {
+    card = {
         "test_loss": round(m.loss, 4),
         "test_recon": round(m.recon, 4),
         "test_kl": round(m.kl, 4),
@@ -129,6 +141,13 @@ def measure_card(model: LatentModel, x_test: np.ndarray, y_test: np.ndarray | No
         "active_units": active_units(mu),
         "eval_seed": seed,
     }
+    return card if binarized_seed is None else {**card, "binarized_seed": binarized_seed}
+
+
+def card_binarized_seed(train: dict) -> int | None:
+    """The binarization seed a model's card is measured with: :data:`BINARY_TEST_SEED` for a model
+    trained on dynamically binarized images (its JSON's ``train`` record), else None."""
+    return BINARY_TEST_SEED if train.get("binarize") == "dynamic" else None
 
 
 # ---------------------------------------------------------------- importance-weighted likelihood
@@ -262,13 +281,13 @@ def iw_nll(
     return IWEstimate(nll=float(nll.mean()), se=se, elbo=float(-torch.cat(log_w).mean()), k=k, n=n, seed=seed)
 
 
-def record_card(weights: str | os.PathLike, key: str, value: dict) -> Path:
-    """Write ``value`` under ``card[key]`` in the JSON beside a checkpoint's weights (NAME.safetensors
-    -> NAME.json), atomically (a staged file renamed into place); returns the JSON's path. The
-    weights and their hash are untouched."""
+def record_card(weights: str | os.PathLike, figures: dict) -> Path:
+    """Write ``figures`` into ``card`` (each key replaced) in the JSON beside a checkpoint's
+    weights (NAME.safetensors -> NAME.json), atomically (a staged file renamed into place);
+    returns the JSON's path. The weights and their hash are untouched."""
     path = Path(weights).with_suffix(".json")
     meta = json.loads(path.read_text(encoding="utf-8"))
-    meta.setdefault("card", {})[key] = value
+    meta.setdefault("card", {}).update(figures)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

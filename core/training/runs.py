@@ -19,7 +19,7 @@ import torch
 
 from core.data.registry import Dataset
 from core.formats.checkpoints import CheckpointError, check_name, save_checkpoint
-from core.models.evaluate import measure_card
+from core.models.evaluate import card_binarized_seed, measure_card
 from core.models.networks import AutoEncoder
 from core.training.train import Callback, EpochMetrics, History, TrainConfig
 
@@ -73,7 +73,8 @@ def round_to_storage(model: AutoEncoder, dtype: torch.dtype) -> None:
 def run_card(model: AutoEncoder, dataset: Dataset, train: TrainConfig, history: History) -> dict:
     """The model card of a finished run: test figures (seeded with the run's seed), the epochs
     finished, the training time and where the data came from."""
-    card = measure_card(model, dataset.test_x, dataset.test_y, seed=train.seed)
+    binarized = card_binarized_seed(train.to_dict())  # a model of binary images: measured on them
+    card = measure_card(model, dataset.test_x, dataset.test_y, seed=train.seed, binarized_seed=binarized)
     last = history.last
     card.update(
         epochs=last.epoch if last else 0, train_seconds=round(history.seconds, 1), data_source=dataset.source_note
