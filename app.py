@@ -1,4 +1,5 @@
-"""Latent Lab: the Streamlit entry point. Run with ``make run`` (or ``streamlit run app.py``).
+"""Latent Lab: the Streamlit entry point. Run with ``make run`` (or ``python serve.py``, which is
+``streamlit run app.py`` with a fresh server's first deep link routed right; see serve.py).
 
 This file is the frame around every page: the navigation (one file per page in ``pages/``, from
 the page table of ``core.app.site``, which each page's ``PAGE`` declaration fills),

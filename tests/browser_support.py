@@ -94,11 +94,29 @@ def browser():
         b.close()
 
 
-@pytest.fixture
-def page(browser):
+@pytest.fixture(scope="module")
+def browser_context(browser):
+    """One context per test module. Each of its tabs is a session of its own (Streamlit keeps a
+    session per websocket, one per tab), while the tabs share Chromium's HTTP and compiled-code
+    caches: Streamlit's scripts are fetched and compiled once per module, not once per page."""
     ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = ctx.new_page()
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(browser_context):
+    """A new tab: a new Streamlit session (it shares the module's caches and storage)."""
+    pg = browser_context.new_page()
     yield pg
+    pg.close()
+
+
+@pytest.fixture
+def fresh_page(browser):
+    """A tab in a context of its own: empty caches and storage, as a first-time visitor's."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    yield ctx.new_page()
     ctx.close()
 
 

@@ -91,14 +91,3 @@ def no_network(monkeypatch) -> None:
 
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
-
-
-def pytest_collection_modifyitems(session, config, items) -> None:
-    """Longest modules first (browser, then slow, then the rest; the order within a module kept),
-    so that xdist, which hands out whole modules in this order, does not end on a long one."""
-    weight: dict[str, int] = {}
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        mark = 2 if item.get_closest_marker("browser") else 1 if item.get_closest_marker("slow") else 0
-        weight[module] = max(weight.get(module, 0), mark)
-    items.sort(key=lambda item: -weight[item.nodeid.split("::")[0]])

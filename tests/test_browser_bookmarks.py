@@ -1,7 +1,8 @@
 """Bookmarks round-trip, in headless Chromium: for every page of the page table, a link that sets
 each of the page's URL settings (its ``PAGE["params"]``) to a non-default valid value opens with
-those values kept, and the URL it ends on, opened in a fresh browser context (a new session),
+those values kept, and the URL it ends on, opened in a new tab (a new session),
 shows the same settings (every widget of the main area), the same URL and the same image bytes.
+Each look is a new tab: a new session, in the module's one browser context (shared caches).
 
 One server for all pages (the module's ``server`` fixture, on the test models of
 ``tests/app_support.py``). A page that gains a URL setting needs a value in CASES
@@ -139,15 +140,15 @@ class View:
     exceptions: int
 
 
-def look(browser, url: str) -> View:
-    """Open ``url`` in a fresh browser context (a new session) and read what the page shows."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+def look(context, url: str) -> View:
+    """Open ``url`` in a new tab (a new session) and read what the page shows."""
+    pg = context.new_page()
     try:
-        pg = ctx.new_page()
+        pg.set_viewport_size({"width": 1280, "height": 800})
         pg.goto(url)
         pg.get_by_test_id("stMain").get_by_role("heading").first.wait_for(timeout=90_000)
         widgets, srcs = _steady(pg)
-        images = [hashlib.sha256(ctx.request.get(src).body()).hexdigest()[:16] for src in srcs]
+        images = [hashlib.sha256(context.request.get(src).body()).hexdigest()[:16] for src in srcs]
         notes = " ".join(pg.get_by_test_id("stAlert").all_inner_texts())
         return View(
             url=pg.url,
@@ -158,7 +159,7 @@ def look(browser, url: str) -> View:
             exceptions=pg.get_by_test_id("stException").count(),
         )
     finally:
-        ctx.close()
+        pg.close()
 
 
 IMAGES_JS = "[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')].map(i => i.src)"
@@ -201,13 +202,13 @@ def test_every_url_setting_has_a_case():
 
 
 @pytest.mark.parametrize(("path", "model", "params"), list(_cases()))
-def test_a_bookmark_brings_back_the_same_settings_and_images(server, browser, path, model, params):
-    first = look(browser, f"{server}/{path}?{urlencode({'model': model, **params})}")
+def test_a_bookmark_brings_back_the_same_settings_and_images(server, browser_context, path, model, params):
+    first = look(browser_context, f"{server}/{path}?{urlencode({'model': model, **params})}")
     assert first.exceptions == 0
     assert "could not be used" not in first.notes, first.notes
     kept = {k: first.query.get(k) for k in ("model", *params)}
     assert kept == {"model": model, **params}, "every setting of the link is kept in the URL"
-    again = look(browser, first.url)
+    again = look(browser_context, first.url)
     assert again.exceptions == 0
     assert again.query == first.query, "the URL is stable"
     assert again.widgets == first.widgets, "the same settings on screen"

@@ -2,8 +2,8 @@
 folder, no network, an empty cache) and the shipped checkpoints, every page's main demo appears
 with at most one click.
 
-One server for all pages, opened in the navigation's order as a teacher would; each page gets a
-fresh browser context. The timings are printed (``pytest -s``), never asserted: a test shares the
+One server for all pages, opened in the navigation's order as a teacher would, each in a new
+tab (a new session) of one browser. The timings are printed (``pytest -s``), never asserted: a test shares the
 CPU with the others, so the lecture hall's 10 s limit is measured by a benchmark on a quiet
 machine (``python -m benchmarks.offline_demos``).
 """
@@ -44,25 +44,21 @@ def shipped_server(browser, tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", [spec.url_path for spec in page_table()])
-def test_every_main_demo_shows_offline_with_at_most_one_click(shipped_server, browser, path):
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = ctx.new_page()
-    try:
-        start = time.perf_counter()
-        page.goto(f"{shipped_server}/{'' if path == 'welcome' else path}")
-        if path in CLICK:
-            label, shown = CLICK[path]
-            button = page.get_by_test_id("stMain").get_by_role("button", name=label, exact=True)
-            button.wait_for(timeout=WAIT_S * 1000)
-            button.click()
-        else:
-            shown = SHOWN.get(path, DEMO)
-        page.locator(shown).first.wait_for(state="visible", timeout=WAIT_S * 1000)
-        elapsed = time.perf_counter() - start
-        TIMINGS[path] = elapsed
-        print(f"\n{path:>14}: main demo after {elapsed:.1f} s")
-        settle(page)
-        assert page.get_by_test_id("stException").count() == 0
-        assert page.get_by_text("not available").count() == 0, "a data set is missing offline"
-    finally:
-        ctx.close()
+def test_every_main_demo_shows_offline_with_at_most_one_click(shipped_server, page, path):
+    page.set_viewport_size({"width": 1280, "height": 800})
+    start = time.perf_counter()
+    page.goto(f"{shipped_server}/{'' if path == 'welcome' else path}")
+    if path in CLICK:
+        label, shown = CLICK[path]
+        button = page.get_by_test_id("stMain").get_by_role("button", name=label, exact=True)
+        button.wait_for(timeout=WAIT_S * 1000)
+        button.click()
+    else:
+        shown = SHOWN.get(path, DEMO)
+    page.locator(shown).first.wait_for(state="visible", timeout=WAIT_S * 1000)
+    elapsed = time.perf_counter() - start
+    TIMINGS[path] = elapsed
+    print(f"\n{path:>14}: main demo after {elapsed:.1f} s")
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    assert page.get_by_text("not available").count() == 0, "a data set is missing offline"

@@ -93,7 +93,8 @@ def test_the_browsers_pixels_equal_the_servers_decode(server, page, model, query
     assert np.abs(got - want).max() <= 1, "within 1/255"
 
 
-def test_the_decoder_is_fetched_once_then_the_browser_keeps_it(server, page):
+def test_the_decoder_is_fetched_once_then_the_browser_keeps_it(server, fresh_page):
+    page = fresh_page
     open_page(page, server, "sliders?model=mnist-vae-mlp-z2")
     first = ready(page)["fetched"]
     assert any("/app/static/decoders/" in u for u in first) and any(u.endswith(".wasm") for u in first)
