@@ -7,10 +7,10 @@ depend on the shipped checkpoints or on the network.
 
 from __future__ import annotations
 
-import atexit
+import fcntl
 import functools
 import io
-import shutil
+import os
 import tempfile
 from pathlib import Path
 
@@ -34,9 +34,32 @@ BROKEN = "broken-model"  # a JSON that is not a checkpoint: the sidebar lists it
 PAGE_FILES = [spec.stem for spec in demo_pages()]
 
 
+RUN_ENV = "LATENTLAB_TEST_RUN"  # set once per pytest run by conftest.py, inherited by xdist's workers
+
+
+def run_folder(name: str) -> Path:
+    """A folder shared by every process of this test run (``/tmp/latentlab-RUN-name``); conftest.py
+    removes them all when the run ends."""
+    return Path(tempfile.gettempdir()) / f"latentlab-{os.environ[RUN_ENV]}-{name}"
+
+
 @functools.cache
 def model_folder() -> Path:
-    """Train the test models once per process into a temporary folder (about 5 s in all)."""
+    """The test models, trained once per test run (about 7 s): the first process to ask trains
+    them under a lock into a staging folder and renames it into place; xdist's other workers wait
+    for it and share it (a browser test's server reads it too)."""
+    root = run_folder("app-models")
+    with open(f"{root}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not root.is_dir():
+            staging = Path(tempfile.mkdtemp(prefix=f"{root.name}-staging-", dir=root.parent))
+            _train_models(staging)
+            staging.rename(root)
+    return root
+
+
+def _train_models(root: Path) -> None:
+    """The models of MODELS (embedded data, MLPs, one epoch) and one broken JSON, into ``root``."""
     import torch
 
     from core.data.registry import load_dataset
@@ -46,8 +69,6 @@ def model_folder() -> Path:
     from core.training.train import TrainConfig, train_model
 
     torch.set_num_threads(1)
-    root = Path(tempfile.mkdtemp(prefix="latentlab-app-models-"))
-    atexit.register(shutil.rmtree, root, True)
     data = {}
     for name, (dataset, kind, latent) in MODELS.items():
         ds = data.setdefault(dataset, load_dataset(dataset))
@@ -69,7 +90,6 @@ def model_folder() -> Path:
         card.update(epochs=history.last.epoch, data_source=ds.source_note)
         save_checkpoint(model, root / name, dataset=ds.info(), train=tcfg.to_dict(), card=card)
     (root / f"{BROKEN}.json").write_text("{not json", encoding="utf-8")
-    return root
 
 
 def app_env(monkeypatch, folder: Path | None = None, user: Path | None = None) -> None:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -120,11 +121,27 @@ def fresh_page(browser):
     ctx.close()
 
 
+class Shots:
+    """Screenshots of what the browser tests saw, for a person to look at: ``shots(page, "x.png",
+    full_page=True)`` saves one when pytest runs with ``--shots`` (the folder is printed), and
+    does nothing otherwise: a full-page screenshot costs Chromium about a CPU-second, and a
+    plain run only needs the assertions."""
+
+    def __init__(self, folder: Path | None):
+        self.folder = folder
+
+    def __call__(self, page, name: str, **options) -> None:
+        if self.folder is not None:
+            page.screenshot(path=str(self.folder / name), **options)
+
+
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory):
+def shots(request, tmp_path_factory) -> Shots:
+    if not request.config.getoption("--shots"):
+        return Shots(None)
     folder = tmp_path_factory.mktemp("screenshots")
     print(f"\nscreenshots in {folder}")
-    return folder
+    return Shots(folder)
 
 
 def settle(page, timeout_s: float = 90) -> None:

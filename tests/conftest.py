@@ -91,3 +91,26 @@ def no_network(monkeypatch) -> None:
 
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+def pytest_addoption(parser) -> None:
+    parser.addoption("--shots", action="store_true", help="browser tests save screenshots (the folder is printed)")
+
+
+def pytest_configure(config) -> None:
+    """One name for this run's shared temporary folders (tests/app_support.py:run_folder), made by
+    the first process and inherited by xdist's workers, which start after this hook."""
+    import uuid
+
+    os.environ.setdefault("LATENTLAB_TEST_RUN", uuid.uuid4().hex[:12])
+
+
+def pytest_unconfigure(config) -> None:
+    """The run's shared folders go when the process that named them ends (not a worker's end)."""
+    import shutil
+    import tempfile
+
+    if hasattr(config, "workerinput"):
+        return
+    for path in Path(tempfile.gettempdir()).glob(f"latentlab-{os.environ['LATENTLAB_TEST_RUN']}-*"):
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

@@ -29,7 +29,7 @@ def test_home_page_renders_in_chromium(server, page, shots):
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stSidebarNavLink").count() == 1 + len(PAGES)
-    page.screenshot(path=str(shots / "home.png"))
+    shots(page, "home.png")
 
 
 @pytest.mark.slow
@@ -38,7 +38,7 @@ def test_every_page_renders_without_an_exception(server, page, shots, path):
     open_page(page, server, f"{path}?model=mnist-vae-mlp-z12")
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_text("Page not found").count() == 0
-    page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+    shots(page, f"{path}.png", full_page=True)
 
 
 def test_a_slider_key_press_changes_the_image(server, page, shots):
@@ -58,7 +58,7 @@ def test_a_slider_key_press_changes_the_image(server, page, shots):
     z = parse_qs(urlparse(page.url).query)["z"][0].split(",")
     assert sorted(z) == ["0.00", "0.50"], "ten presses of 0.05 on one slider, in the link"
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "sliders-moved.png"))
+    shots(page, "sliders-moved.png")
 
 
 def test_a_bookmark_restores_the_sliders(server, page):
@@ -95,7 +95,7 @@ def test_a_click_on_the_latent_map_decodes_that_point(server, page, shots):
     assert image_src(page, "reconstruction")
     assert f"row={target['id']}" in page.url
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "latent-map-clicked.png"))
+    shots(page, "latent-map-clicked.png")
 
 
 def test_an_uploaded_png_is_encoded_and_a_bad_file_gets_a_message(server, page, shots, tmp_path):
@@ -108,7 +108,7 @@ def test_an_uploaded_png_is_encoded_and_a_bad_file_gets_a_message(server, page, 
     settle(page)
     assert page.get_by_test_id("stImage").count() == 3
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "your-image.png"), full_page=True)
+    shots(page, "your-image.png", full_page=True)
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(bad))
     alert(page, "Error", "This file cannot be used").wait_for(timeout=60_000)
     assert page.get_by_test_id("stException").count() == 0
@@ -134,4 +134,4 @@ def test_a_drawn_digit_sets_the_sliders(server, page, shots):
     z = parse_qs(urlparse(page.url).query)["z"][0].split(",")
     assert any(v != "0.00" for v in z)
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "sliders-drawn.png"))
+    shots(page, "sliders-drawn.png")

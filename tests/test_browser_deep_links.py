@@ -40,6 +40,6 @@ def test_a_deep_link_to_a_fresh_server_opens_its_page_for_every_page(fresh_serve
         active = tab.evaluate(ACTIVE_LINK).strip()
         if tab.get_by_text("Page not found").count() or spec.title not in active or spec.url_path not in tab.url:
             wrong.append(f"/{spec.url_path}: active link {active!r}, url {tab.url}")
-            tab.screenshot(path=str(shots / f"deep-link-{spec.url_path}.png"))
+            shots(tab, f"deep-link-{spec.url_path}.png")
     ctx.close()
     assert wrong == []

@@ -27,13 +27,13 @@ def test_denoising_shows_the_columns_with_psnr(server, page, shots):
     assert page.get_by_text(re.compile(r"\d+\.\d dB · SSIM")).count() == 6
     page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot").count() == 1
-    page.screenshot(path=str(shots / "denoising.png"), full_page=True)
+    shots(page, "denoising.png", full_page=True)
     page.get_by_test_id("stButtonGroup").first.get_by_text("Occlusion", exact=True).click()
     page.get_by_role("heading", name=re.compile(r"^Occlusion at level 0\.25")).wait_for(timeout=60_000)
     page.wait_for_url(re.compile("noise=occlusion"), timeout=60_000)  # written at the end of the run
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "denoising-occlusion.png"), full_page=True)
+    shots(page, "denoising-occlusion.png", full_page=True)
 
 
 def test_anomalies_trains_on_a_click_and_shows_the_auroc(server, page, shots):
@@ -52,7 +52,7 @@ def test_anomalies_trains_on_a_click_and_shows_the_auroc(server, page, shots):
     page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
     assert page.locator(".js-plotly-plot").count() == 2
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "anomalies.png"), full_page=True)
+    shots(page, "anomalies.png", full_page=True)
 
     precision = page.get_by_test_id("stMetric").filter(has_text="Precision").get_by_test_id("stMetricValue")
     before = precision.inner_text()
@@ -68,4 +68,4 @@ def test_anomalies_trains_on_a_click_and_shows_the_auroc(server, page, shots):
     settle(page)
     assert precision.inner_text() != before
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "anomalies-threshold.png"), full_page=True)
+    shots(page, "anomalies-threshold.png", full_page=True)

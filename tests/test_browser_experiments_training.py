@@ -32,10 +32,10 @@ def test_the_train_page_trains_a_vae_and_its_checkpoint_appears_in_the_picker(se
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
     assert page.locator(".js-plotly-plot").count() == 1, "the loss curves"
-    page.screenshot(path=str(shots / "train-done.png"), full_page=True)
+    shots(page, "train-done.png", full_page=True)
     page.get_by_role("button", name="Open it in the sidebar").click()
     settle(page)
-    page.screenshot(path=str(shots / "train-picked.png"))
+    shots(page, "train-picked.png")
     page.wait_for_url("**model=user*browser-vae*", timeout=30_000)
     picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").nth(1)
     shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
@@ -59,4 +59,4 @@ def test_a_sweep_from_the_page_adds_rows(server, page, shots):
     assert page.get_by_test_id("stDataFrame").count() == 1
     assert page.locator(".js-plotly-plot").count() == 2
     assert page.get_by_test_id("stMarkdown").get_by_text("β = 4", exact=True).count() == 1, "a row of images per β"
-    page.screenshot(path=str(shots / "beta-sweep-run.png"), full_page=True)
+    shots(page, "beta-sweep-run.png", full_page=True)

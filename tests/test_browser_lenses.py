@@ -52,7 +52,7 @@ def test_each_projection_renders_and_a_click_decodes_its_point(server, page, sho
     assert image_src(page, "reconstruction")
     assert f"row={target['id']}" in page.url and f"proj={proj}" in page.url
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / f"latent-map-{proj}.png"), full_page=True)
+    shots(page, f"latent-map-{proj}.png", full_page=True)
 
 
 def test_a_lasso_decodes_the_mean_of_the_group(server, page, shots):
@@ -73,7 +73,7 @@ def test_a_lasso_decodes_the_mean_of_the_group(server, page, shots):
     settle(page)
     assert page.get_by_test_id("stCaptionContainer").filter(has_text="Labels in the group").count() == 1
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "latent-map-lasso.png"), full_page=True)
+    shots(page, "latent-map-lasso.png", full_page=True)
 
 
 @pytest.mark.parametrize("path", ["neighbours?row=3", "directions"])
@@ -81,7 +81,7 @@ def test_the_new_pages_render(server, page, shots, path):
     open_page(page, server, f"{path}&model=mnist-vae-mlp-z12" if "?" in path else f"{path}?model=mnist-vae-mlp-z12")
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stImage").count() >= 6
-    page.screenshot(path=str(shots / f"{path.split('?')[0]}.png"), full_page=True)
+    shots(page, f"{path.split('?')[0]}.png", full_page=True)
 
 
 def test_the_camera_saves_an_svg_when_asked(server, page, tmp_path):

@@ -66,7 +66,7 @@ def test_a_drag_paints_many_frames_and_the_server_hears_of_it_once(server, page,
     assert during == 0 and len(sent) - messages == 1, "one message, when the drag ends"
     assert link_code(page)[dim] == pytest.approx(float(slider.input_value()), abs=0.005)
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "sliders-in-the-browser.png"))
+    shots(page, "sliders-in-the-browser.png")
 
 
 @pytest.mark.parametrize(("model", "query"), [("mnist-vae-mlp-z2", ""), ("mnist-cvae-mlp-z4", "&y=3"),
@@ -112,7 +112,7 @@ def test_the_interpolation_scrubber_decodes_in_the_browser(server, page, shots):
     settle(page)
     assert page.evaluate(STATS)["distinct"] - before["distinct"] >= 5
     assert page.get_by_test_id("stException").count() == 0
-    page.screenshot(path=str(shots / "interpolation-scrubber.png"))
+    shots(page, "interpolation-scrubber.png")
 
 
 def test_without_webassembly_the_sliders_decode_on_the_server(server, browser, shots):
@@ -138,6 +138,6 @@ def test_without_webassembly_the_sliders_decode_on_the_server(server, browser, s
             timeout=30_000,
         )
         assert page.get_by_test_id("stException").count() == 0
-        page.screenshot(path=str(shots / "sliders-without-webassembly.png"))
+        shots(page, "sliders-without-webassembly.png")
     finally:
         ctx.close()

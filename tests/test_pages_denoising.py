@@ -251,7 +251,7 @@ def test_at_1024x768_the_rows_line_up_and_no_control_is_clipped(server, browser,
     try:
         open_page(page, server, "denoising")
         page.get_by_test_id("stImage").nth(20).wait_for(timeout=90_000)
-        page.screenshot(path=str(shots / "denoising-1024.png"), full_page=True)
+        shots(page, "denoising-1024.png", full_page=True)
         columns = [c for c in page.evaluate(GRID_JS) if len(c) >= 4]
         assert len(columns) == 7, columns
         for row in zip(*columns, strict=False):
