@@ -49,6 +49,12 @@ page = st.navigation(PAGES, expanded=True)  # every demo visible (the default fo
 if page is HOME_ALIAS:
     st.switch_page(BY_PATH[HOME_ALIAS.url_path], query_params=st.query_params.to_dict())
 
+# Plotly looks pandas up in sys.modules without importing it: while one session's thread is still
+# importing pandas, another's finds it half-initialized ("partially initialized module 'pandas' has
+# no attribute 'Series'"), as when a class opens its links on a fresh server at once. An import
+# here waits for an import in progress, so every page runs with pandas whole.
+import pandas  # noqa: E402, F401
+
 from core.app import catalog, talk  # noqa: E402
 from pages import _ui_load as load  # noqa: E402
 from pages import _ui_state as state_ui  # noqa: E402
@@ -160,33 +166,43 @@ def model_picker() -> str | None:
     return key
 
 
-model_key = model_picker()
-presenting = presenter_mode()
+def follow_the_link(model_key: str | None, presenting: bool) -> None:
+    """?page=NAME opens that page (the path, /NAME, does the same; an unknown name gets a note).
+    The URL keeps the model and this page's own settings (its PAGE["params"]), nothing else (one
+    update, so one browser history entry)."""
+    asked_page = st.query_params.get("page")
+    if asked_page is not None:
+        target = BY_PATH.get(asked_page)
+        if target is None:
+            state_ui.note(f"unknown page {catalog.quote(asked_page)}")
+        elif target is not page:
+            rest = {k: v for k, v in st.query_params.to_dict().items() if k != "page"}
+            st.switch_page(target, query_params=rest)
+    own = set(next((s.params for s in page_table() if s.url_path == page.url_path), ()))
+    current = st.query_params.to_dict()
+    wanted = {k: v for k, v in current.items() if k in own}
+    if model_key is not None:
+        wanted["model"] = model_key
+    if presenting:
+        wanted["present"] = "1"
+    if wanted != current:
+        st.query_params.from_dict(wanted)
 
-# ?page=NAME opens that page (the path, /NAME, does the same); an unknown name gets a note.
-asked_page = st.query_params.get("page")
-if asked_page is not None:
-    target = BY_PATH.get(asked_page)
-    if target is None:
-        state_ui.note(f"unknown page {catalog.quote(asked_page)}")
-    elif target is not page:
-        rest = {k: v for k, v in st.query_params.to_dict().items() if k != "page"}
-        st.switch_page(target, query_params=rest)
 
-# The URL keeps the model and this page's own settings (its PAGE["params"]), nothing else (one
-# update, so one browser history entry).
-own = set(next((s.params for s in page_table() if s.url_path == page.url_path), ()))
-current = st.query_params.to_dict()
-wanted = {k: v for k, v in current.items() if k in own}
-if model_key is not None:
-    wanted["model"] = model_key
-if presenting:
-    wanted["present"] = "1"
-if wanted != current:
-    st.query_params.from_dict(wanted)
+def frame_and_page() -> None:
+    """The sidebar, presenter mode, the link, then the page itself."""
+    model_key = model_picker()
+    presenting = presenter_mode()
+    follow_the_link(model_key, presenting)
+    if presenting:
+        presenter_bar(page)
+    page.run()
 
-if presenting:
-    presenter_bar(page)
-page.run()
+
+# A page's first run in this process imports its part of the engine; those runs take turns (see
+# _ui_load.first_run) so that a class opening its links on a fresh server at once never gets a
+# half-imported library.
+with load.first_run(page.url_path):
+    frame_and_page()
 load.warm_up()
 load.freeze_imports()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -45,6 +46,36 @@ def freeze_imports() -> None:
         _frozen_at = len(sys.modules)
 
 
+# Python imports a module once, under a lock of its own; but a library whose modules import each
+# other in a circle (scikit-learn) can be handed half-initialized to a second thread (the import
+# system's deadlock avoidance), and plotly reads pandas from sys.modules while it is being
+# imported. On a fresh server the first runs of many sessions import the engine at once (a class
+# opening its links), so the first run of each page in this process, and the warm-up's imports,
+# take turns under one lock. Later runs never wait for it.
+_FIRST_RUNS = threading.Lock()
+_pages_run: set[str] = set()
+
+
+@contextmanager
+def first_run(page_path: str):
+    """Hold the first-run lock around a page's first run in this process. Later runs go free, and
+    so do runs that waited while another session's first run of the same page ended (a class
+    opening one link at once waits for one run, not for each other's)."""
+    if page_path in _pages_run:
+        yield
+        return
+    _FIRST_RUNS.acquire()
+    if page_path in _pages_run:
+        _FIRST_RUNS.release()
+        yield
+        return
+    try:
+        yield
+    finally:
+        _pages_run.add(page_path)
+        _FIRST_RUNS.release()
+
+
 def warm_up() -> None:
     """Import the torch-backed engine in a background thread, once per process, so the first
     page paints without waiting for torch and the demos open warm; then export the default
@@ -60,9 +91,9 @@ def warm_up() -> None:
         entries = [first] if first else []
 
         def load() -> None:
-            import core.formats.checkpoints
-            import core.lenses.latent  # noqa: F401
-
+            with _FIRST_RUNS:  # never beside a page's first run (see first_run)
+                import core.formats.checkpoints
+                import core.lenses.latent  # noqa: F401
             _ui_decoder.export_ahead(entries)
 
         threading.Thread(target=load, name="latentlab-warm-up", daemon=True).start()

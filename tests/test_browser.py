@@ -1,7 +1,8 @@
 """The app in headless Chromium (Debian's), driven by Playwright: what only a browser shows.
 
-Every page renders without an exception box, a slider key press changes the decoded image, a
-click on the latent map decodes that point, an uploaded PNG is encoded, and a bookmark brings
+The home page renders (every page, opened by its link on a fresh server, is in
+test_browser_deep_links.py), a slider key press changes the decoded image, a click on the latent
+map decodes that point, an uploaded PNG is encoded, and a bookmark brings
 the sliders back. The server runs on the small models of ``tests/app_support.py``; screenshots
 go to a pytest temporary folder (the path is printed).
 """
@@ -30,15 +31,6 @@ def test_home_page_renders_in_chromium(server, page, shots):
     assert page.get_by_test_id("stException").count() == 0
     assert page.get_by_test_id("stSidebarNavLink").count() == 1 + len(PAGES)
     shots(page, "home.png")
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("path", PAGES)
-def test_every_page_renders_without_an_exception(server, page, shots, path):
-    open_page(page, server, f"{path}?model=mnist-vae-mlp-z12")
-    assert page.get_by_test_id("stException").count() == 0
-    assert page.get_by_text("Page not found").count() == 0
-    shots(page, f"{path}.png", full_page=True)
 
 
 def test_a_slider_key_press_changes_the_image(server, page, shots):

@@ -1,7 +1,8 @@
 """The denoising and anomaly pages in headless Chromium: each renders without an exception box,
 denoising shows its PSNR numbers, anomalies trains its held-out model on a click and shows the
-AUROC, and the threshold slider (a fragment) moves the precision. Screenshots go to the pytest
-temporary folder whose path is printed."""
+AUROC, and the threshold slider (a fragment) moves the precision; at 1024×768 the denoising grid's
+rows line up and no control is clipped. Screenshots (``--shots``) go to a pytest temporary folder
+whose path is printed."""
 
 from __future__ import annotations
 
@@ -69,3 +70,48 @@ def test_anomalies_trains_on_a_click_and_shows_the_auroc(server, page, shots):
     assert precision.inner_text() != before
     assert page.get_by_test_id("stException").count() == 0
     shots(page, "anomalies-threshold.png", full_page=True)
+
+
+GRID_JS = """
+() => {
+  // The top of every image of the grid, grouped by its column's left edge.
+  const cols = {};
+  for (const img of document.querySelectorAll('[data-testid="stMain"] [data-testid="stImage"] img')) {
+    const r = img.getBoundingClientRect();
+    if (r.width < 30) continue;
+    (cols[Math.round(r.left)] ??= []).push(Math.round(r.top + window.scrollY));
+  }
+  return Object.values(cols);
+}
+"""
+FITS_JS = """
+(label) => {
+  // The button whose text is `label`: inside the main area and its own column, text not cut.
+  const b = [...document.querySelectorAll('[data-testid="stMain"] button')]
+    .find(e => e.innerText.trim().endsWith(label));
+  if (!b) return 'missing';
+  const r = b.getBoundingClientRect();
+  const col = b.closest('[data-testid="stColumn"]') || b.closest('[data-testid="stMain"]');
+  const c = col.getBoundingClientRect();
+  const cut = [b, ...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1);
+  const fits = r.left >= c.left - 1 && r.right <= c.right + 1 && !cut;
+  return fits ? 'fits' : `clipped ${r.left}-${r.right} in ${c.left}-${c.right} cut=${cut}`;
+}
+"""
+
+
+def test_denoising_at_1024x768_the_rows_line_up_and_no_control_is_clipped(server, browser, shots):
+    ctx = browser.new_context(viewport={"width": 1024, "height": 768})
+    page = ctx.new_page()
+    try:
+        open_page(page, server, "denoising")
+        page.get_by_test_id("stImage").nth(20).wait_for(timeout=90_000)
+        shots(page, "denoising-1024.png", full_page=True)
+        columns = [c for c in page.evaluate(GRID_JS) if len(c) >= 4]
+        assert len(columns) == 7, columns
+        for row in zip(*columns, strict=False):
+            assert max(row) - min(row) <= 2, f"image tops differ across the columns: {row}"
+        for label in ("Occlusion", "Other images", "Gaussian"):
+            assert page.evaluate(FITS_JS, label) == "fits", label
+    finally:
+        ctx.close()
