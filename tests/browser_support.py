@@ -57,11 +57,15 @@ def serve_app(tmp_path_factory, checkpoints, extra_env: dict | None = None):
     }
     env.pop("LATENTLAB_DATA", None)
     env.pop("LATENTLAB_DOWNLOAD", None)
-    proc = subprocess.Popen(
-        [sys.executable, "serve.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+    # The server's output goes to a file: a pipe nobody reads fills after 64 KB of log lines, and
+    # the server then blocks on its next write (a page that never finishes, minutes into a run).
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "serve.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while time.time() < deadline:
@@ -73,7 +77,7 @@ def serve_app(tmp_path_factory, checkpoints, extra_env: dict | None = None):
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail("the Streamlit server did not start within 90 s:\n" + proc.stdout.read().decode(errors="replace"))
+        pytest.fail("the Streamlit server did not start within 90 s:\n" + log.read_text(errors="replace"))
     yield url
     proc.terminate()
     try:

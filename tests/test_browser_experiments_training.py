@@ -56,6 +56,7 @@ def test_a_sweep_from_the_page_adds_rows(server, page, shots):
     settle(page)
     page.locator(".js-plotly-plot").nth(1).wait_for(timeout=30_000)
     assert page.get_by_test_id("stException").count() == 0
+    page.get_by_test_id("stDataFrame").first.wait_for(timeout=30_000)  # the table, drawn after the rows join
     assert page.get_by_test_id("stDataFrame").count() == 1
     assert page.locator(".js-plotly-plot").count() == 2
     assert page.get_by_test_id("stMarkdown").get_by_text("β = 4", exact=True).count() == 1, "a row of images per β"
