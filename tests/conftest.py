@@ -1,4 +1,5 @@
-"""Shared fixtures: small data sets, the optional full data in ../shared/data, a clean cache."""
+"""Shared fixtures and settings: small data sets, the optional full data in ../shared/data, a clean
+cache, one thread per xdist worker, the run's shared folders, and the browser and network-guard plugins."""
 
 from __future__ import annotations
 
