@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.app_support import model_folder
 from tests.conftest import ROOT
@@ -184,3 +185,40 @@ def image_src(page, caption: str) -> str:
     img = page.get_by_test_id("stImage").filter(has_text=caption).locator("img").first
     img.wait_for(timeout=60_000)
     return img.get_attribute("src")
+
+
+# The middle point of one trace of the first plotly chart, in screen pixels, with its point number
+# (the scatter's customdata[0]).
+_POINT_JS = """
+(index) => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+  const trace = gd._fullData[index];
+  const i = Math.floor(trace.x.length / 2);
+  return {x: box.left + xa._offset + xa.l2p(trace.x[i]), y: box.top + ya._offset + ya.l2p(trace.y[i]),
+          id: Number(trace.customdata[i][0])};
+}
+"""
+
+
+def click_map_point(page, trace: int) -> int:
+    """Click the middle point of a scatter trace and return its point number.
+
+    Plotly selects the point its hover handler last found, and that handler is throttled: on a
+    busy machine a click right after the move can land before the hover exists and select
+    nothing. So move, wait until the hover label names this very point, then click.
+    """
+    target = page.evaluate(_POINT_JS, trace)
+    label = page.locator(".hoverlayer .hovertext").filter(has_text=f"#{target['id']} ·")
+    for _ in range(5):  # a hover can be lost to a redraw: move off and back
+        page.mouse.move(target["x"] + 40, target["y"] + 40)
+        page.mouse.move(target["x"], target["y"])
+        try:
+            label.first.wait_for(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            continue
+    else:
+        raise AssertionError(f"no hover label for point #{target['id']} at {target['x']:.0f}, {target['y']:.0f}")
+    page.mouse.click(target["x"], target["y"])
+    return target["id"]

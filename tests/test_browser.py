@@ -16,7 +16,7 @@ import pytest
 
 from core.app.site import demo_pages
 from tests.app_support import digit_png
-from tests.browser_support import alert, caption, image_src, open_page, settle
+from tests.browser_support import alert, caption, click_map_point, image_src, open_page, settle
 
 pytestmark = pytest.mark.browser
 
@@ -62,30 +62,16 @@ def test_a_bookmark_restores_the_sliders(server, page):
     assert page.get_by_test_id("stException").count() == 0
 
 
-CLICK_JS = """
-() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-  const trace = gd._fullData[3];  // the digit 3s: one trace per class (decoded arrays)
-  const i = Math.floor(trace.x.length / 2);
-  return {x: box.left + xa._offset + xa.l2p(trace.x[i]), y: box.top + ya._offset + ya.l2p(trace.y[i]),
-          id: Number(trace.customdata[i][0])};
-}
-"""
-
-
 def test_a_click_on_the_latent_map_decodes_that_point(server, page, shots):
     open_page(page, server, "latent-map?model=mnist-vae-mlp-z12")
     page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
     page.wait_for_function("() => document.querySelector('.js-plotly-plot')?._fullLayout?.xaxis", timeout=30_000)
-    target = page.evaluate(CLICK_JS)
-    assert target["id"] != 0
-    page.mouse.move(target["x"], target["y"])
-    page.mouse.click(target["x"], target["y"])
-    caption(page, f"input #{target['id']} · 3").wait_for(timeout=30_000)
+    point = click_map_point(page, 3)  # one trace per class: trace 3 is the 3s
+    assert point != 0  # the point shown before the click
+    caption(page, f"input #{point} · 3").wait_for(timeout=30_000)
     settle(page)
     assert image_src(page, "reconstruction")
-    assert f"row={target['id']}" in page.url
+    assert f"row={point}" in page.url
     assert page.get_by_test_id("stException").count() == 0
     shots(page, "latent-map-clicked.png")
 

@@ -6,21 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.browser_support import caption, image_src, open_page, settle
+from tests.browser_support import caption, click_map_point, image_src, open_page, settle
 
 pytestmark = pytest.mark.browser
 
-# The scatter's class traces hold decoded arrays; trace 3 is the digit 3s (one trace per class).
-POINT_JS = """
-() => {
-  const gd = document.querySelector('.js-plotly-plot');
-  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-  const trace = gd._fullData[3];
-  const i = Math.floor(trace.x.length / 2);
-  return {x: box.left + xa._offset + xa.l2p(trace.x[i]), y: box.top + ya._offset + ya.l2p(trace.y[i]),
-          id: Number(trace.customdata[i][0])};
-}
-"""
 # A small square (in screen pixels) around the median point of the 3s, for the lasso.
 LASSO_JS = """
 () => {
@@ -44,13 +33,11 @@ def wait_for_map(page) -> None:
 def test_each_projection_renders_and_a_click_decodes_its_point(server, page, shots, proj):
     open_page(page, server, f"latent-map?model=mnist-vae-mlp-z12&points=500&proj={proj}")
     wait_for_map(page)
-    target = page.evaluate(POINT_JS)
-    page.mouse.move(target["x"], target["y"])
-    page.mouse.click(target["x"], target["y"])
-    caption(page, f"input #{target['id']} · 3").wait_for(timeout=90_000)  # a loaded 2-core CI box can take long
+    point = click_map_point(page, 3)  # the scatter has one trace per class: trace 3 is the 3s
+    caption(page, f"input #{point} · 3").wait_for(timeout=90_000)  # a loaded 2-core CI box can take long
     settle(page)
     assert image_src(page, "reconstruction")
-    assert f"row={target['id']}" in page.url and f"proj={proj}" in page.url
+    assert f"row={point}" in page.url and f"proj={proj}" in page.url
     assert page.get_by_test_id("stException").count() == 0
     shots(page, f"latent-map-{proj}.png", full_page=True)
 
