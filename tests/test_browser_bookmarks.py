@@ -165,18 +165,19 @@ def look(context, url: str) -> View:
 IMAGES_JS = "[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')].map(i => i.src)"
 
 
-def _steady(pg, quiet_s: float = 1.5, timeout_s: float = 90) -> tuple[list[str], list[str]]:
-    """The widgets and image sources once the script is idle and they stayed the same for
-    ``quiet_s`` (a page may rerun itself once after its first run)."""
+def _steady(pg, quiet_s: float = 1.0, timeout_s: float = 90) -> tuple[list[str], list[str]]:
+    """The widgets and image sources once the script is idle and they stayed the same, with no
+    run in between, for ``quiet_s`` (a page may rerun itself once after its first run)."""
+    settle(pg)
     deadline, last, since = time.time() + timeout_s, None, time.time()
     while time.time() < deadline:
-        settle(pg)
-        now = (pg.evaluate(SNAPSHOT_JS), pg.evaluate(IMAGES_JS))
-        if now != last:
+        running = pg.get_by_test_id("stStatusWidget").count() > 0
+        now = None if running else (pg.evaluate(SNAPSHOT_JS), pg.evaluate(IMAGES_JS))
+        if running or now != last:
             last, since = now, time.time()
         elif time.time() - since >= quiet_s:
             return now
-        time.sleep(0.25)
+        time.sleep(0.2)
     raise AssertionError("the page kept changing")
 
 

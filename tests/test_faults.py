@@ -54,7 +54,7 @@ def test_a_save_killed_with_sigkill_leaves_no_partial_checkpoint_and_the_others_
     before = {k: v for k, v in _snapshot(tmp_path).items() if k.startswith("keeper")}
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    for delay in (0.3, 0.7, 1.1, 1.6, 2.2):  # different points of the save loop
+    for delay in (0.3, 0.9, 1.6):  # different points of the save loop
         proc = subprocess.Popen(
             [sys.executable, "-c", SAVER, str(tmp_path)], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
         )
