@@ -6,7 +6,7 @@ folder, no network, an empty cache), seconds from opening each page to its main 
 One fresh server (``serve.py``, as ``make run``), the pages opened in the navigation's order as a
 teacher would, each in a new browser context (a new session). The Train page needs its one click
 (Train); Your own image and Load your model show their upload first. Target: every page ≤ 10 s
-(the lecture hall's limit). tests/test_browser_offline.py checks that each demo shows, untimed.
+(the lecture hall's limit). tests/test_browser_deep_links.py checks that each demo shows, untimed.
 """
 
 from __future__ import annotations

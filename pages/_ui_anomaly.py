@@ -30,6 +30,7 @@ from core.experiments.anomaly import (
     HELD_OUT_TRAIN,
     AnomalySplit,
     DetectionReport,
+    ThresholdStats,
     cross_dataset_split,
     detect,
     held_out_paths,
@@ -44,7 +45,12 @@ from core.formats.checkpoints import CheckpointError, shipped_dir, user_dir
 from pages import _ui_jobs as jobs_ui
 from pages import _ui_load as load
 
-SETUPS = {"cross": "Another data set", "held-out": "A digit held out", "one-class": "One digit only"}
+SETUPS = {
+    "cross": "Another data set",
+    "held-out": "A digit held out",
+    "one-class": "One digit only",
+    "table": "A table",  # rows × features: pages/_ui_anomaly_table.py
+}
 KINDS = ("recon-mse", "recon-edge", "elbo")  # the scores each setup computes (−ELBO only for a VAE)
 PER_SIDE = 1000  # test images from each data set in the cross-data-set setup
 HELD_OUT_DATA = "mnist-5k"  # the offline subset: the held-out models train on it in seconds
@@ -300,3 +306,19 @@ def one_class_setup(digit: int) -> Setup:
         f"{digit}s."
     )
     return Setup(ckpt.model, split, report, (f"{digit}s", "other digits"), about, data.class_names, True, DIGIT_SHAPE)
+
+
+# ---------------------------------------------------------------- shared by every setup
+def stats_row(stats: ThresholdStats, what: str = "images") -> None:
+    """Precision, recall, false alarms and F1 at the threshold, and the confusion table;
+    ``what`` the setup's examples are ("images", "rows")."""
+    m = st.columns([1, 1, 1, 0.8, 1.7])
+    m[0].metric("Precision", f"{stats.precision:.1%}", help=f"Of the flagged {what}, the share that are anomalies.")
+    m[1].metric("Recall", f"{stats.recall:.1%}", help="Of the anomalies, the share that are flagged.")
+    m[2].metric("False alarms", f"{stats.fpr:.1%}", help=f"Of the normal {what}, the share that are flagged.")
+    m[3].metric("F1", f"{stats.f1:.3f}")
+    with m[4]:
+        st.markdown(
+            "| | flagged | passed |\n|---|---:|---:|\n"
+            f"| **anomalous** | {stats.tp:,} | {stats.fn:,} |\n| **normal** | {stats.fp:,} | {stats.tn:,} |"
+        )

@@ -327,6 +327,8 @@ def score_histogram(
     fig = go.Figure()
     bins = {"start": lo, "end": hi, "size": (hi - lo) / 60 or 1.0}
     for group, mask, name in (("normal", ~is_anomaly, names[0]), ("anomalous", is_anomaly, names[1])):
+        if group == "anomalous" and not mask.any():  # no labels: one histogram of every score
+            continue
         fig.add_trace(
             go.Histogram(
                 x=scores[mask],
@@ -351,17 +353,25 @@ def score_histogram(
     return fig
 
 
-def roc_chart(curves: dict[str, RocCurve], baseline: str | None, point: tuple[float, float]) -> go.Figure:
-    """ROC curves by title (``baseline``'s in grey) and the threshold's (false-alarm rate, recall)."""
+BASELINE_DASHES = ("solid", "dash", "dashdot", "longdash")
+
+
+def roc_chart(
+    curves: dict[str, RocCurve], baseline: str | tuple[str, ...] | None, point: tuple[float, float]
+) -> go.Figure:
+    """ROC curves by title (the ``baseline`` title or titles in grey, one dash each) and the
+    threshold's (false-alarm rate, recall)."""
     import plotly.graph_objects as go
 
+    baselines = (baseline,) if isinstance(baseline, str) else tuple(baseline or ())
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"color": "#bbb", "dash": "dot"}))
     for title, c in curves.items():
-        colour = ANOMALY_COLOURS["baseline" if title == baseline else "anomalous"]
-        fig.add_trace(
-            go.Scatter(x=c.fpr, y=c.tpr, mode="lines", name=f"{title} (AUROC {c.auroc:.3f})", line={"color": colour})
-        )
+        line = {"color": ANOMALY_COLOURS["anomalous"]}
+        if title in baselines:
+            dash = BASELINE_DASHES[baselines.index(title) % len(BASELINE_DASHES)]
+            line = {"color": ANOMALY_COLOURS["baseline"], "dash": dash, "width": 1.5}
+        fig.add_trace(go.Scatter(x=c.fpr, y=c.tpr, mode="lines", name=f"{title} (AUROC {c.auroc:.3f})", line=line))
     fig.add_trace(
         go.Scatter(
             x=[point[0]],

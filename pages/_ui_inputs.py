@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 from core.app import catalog
-from core.data.images import ImageError, open_image, to_model_input
+from core.data.images import MAX_UPLOAD_BYTES, ImageError, open_image, to_model_input
 from core.data.registry import REGISTRY, Dataset
 from pages import _ui_load as load
 
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from pages._ui_load import Current
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "gif", "bmp", "webp", "tif", "tiff"]
+IMAGES_UPLOAD_MB = 20  # a .zip or .npz of the user's images (the server's limit is the table's, 100 MB)
 MAP_POINTS = (500, 1000, 2000, 5000, 10000)  # the latent map's choices of how many points to plot
 
 
@@ -43,7 +44,9 @@ def your_images_upload(key: str) -> Dataset | None:
         "Your images: a .zip of PNG/JPEG files (optionally one folder per class) or an .npz with x (and y)",
         type=["zip", "npz"],
         key=key,
-        help="Converted to grayscale and resized to one size (at most 64×64); 80% train, 20% test.",
+        help="Converted to grayscale and resized to one size (at most 64×64); 80% train, 20% test. Up to "
+        f"{IMAGES_UPLOAD_MB} MB.",
+        max_upload_size=IMAGES_UPLOAD_MB,
     )
     if file is None:
         st.caption("No images yet: upload a .zip or an .npz above.")
@@ -122,7 +125,13 @@ def uploaded_input(
     sidebar's (default: the sidebar model's). Bad files get a message in the page (st.error),
     never a traceback.
     """
-    file = st.file_uploader(label, type=IMAGE_TYPES, key=key, help="PNG, JPEG, GIF, BMP, WebP or TIFF, up to 10 MB.")
+    file = st.file_uploader(
+        label,
+        type=IMAGE_TYPES,
+        key=key,
+        help="PNG, JPEG, GIF, BMP, WebP or TIFF, up to 10 MB.",
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20,  # the browser refuses more before sending it
+    )
     if file is None:
         return None
     digit = catalog.is_digits(cur.entry) if digit is None else digit

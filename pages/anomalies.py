@@ -1,6 +1,7 @@
 """Anomaly detection: an autoencoder's reconstruction error (or −ELBO) as an anomaly score, in
-three setups (another data set, a digit held out, one digit only; ``pages/_ui_anomaly.py``),
-with a threshold, the ROC curve, a PCA baseline and the top outliers."""
+three image setups (another data set, a digit held out, one digit only; ``pages/_ui_anomaly.py``),
+with a threshold, the ROC curve, a PCA baseline and the top outliers; and a table setup (rows ×
+features, beside the classical detectors; ``pages/_ui_anomaly_table.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from core.experiments.anomaly import (
 )
 from core.lenses.latent import image_grid, reconstruct
 from pages import _ui_anomaly as setups
+from pages import _ui_anomaly_table as table_ui
 from pages import _ui_charts as charts
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
@@ -45,6 +47,7 @@ the rebuild fails. The histograms show that failure as a score (the reconstructi
 ROC curve sums up every threshold at once. The idea: the reconstruction error is an anomaly
 detector for free, but it only flags what the model rebuilds badly, and a linear PCA baseline is
 the bar it has to clear.
+The same works on the rows of a table, the talk's fraud example: pick *A table*.
 """,
 )
 
@@ -72,8 +75,7 @@ if state.get("an_setup") not in setups.SETUPS:
 state.setdefault("an_digit", 5)
 state.setdefault("an_score", "recon-mse")
 
-controls = st.columns([1.6, 1, 1.4], gap="medium")
-setup_id = controls[0].segmented_control(
+setup_id = st.segmented_control(  # a row of its own: four setups with long names
     "Setup",
     list(setups.SETUPS),
     format_func=lambda s: setups.cross_title(cur) if s == "cross" else setups.SETUPS[s],
@@ -81,13 +83,19 @@ setup_id = controls[0].segmented_control(
     key="an_setup",
     help="Another data set: the sidebar's model, its own test images against another data set's. "
     "A digit held out: a small VAE that never saw one digit, which is then the anomaly. One digit only: a "
-    "small AE that saw only one digit; the other nine are the anomalies.",
+    "small AE that saw only one digit; the other nine are the anomalies. A table: rows × features (the talk's "
+    "fraud example), a bundled one or your own CSV, beside the classical detectors.",
 )
+if setup_id == "table":  # rows × features: a page of its own below the picker
+    state_ui.set_link(setup=setup_id, digit=None, score=None, thr=None)
+    table_ui.show(state)
+    st.stop()
+controls = st.columns([1, 1.4, 1.2], gap="medium")
 if setup_id == "held-out":
-    digit = controls[1].selectbox("Held-out digit", list(range(10)), key="an_digit")
+    digit = controls[0].selectbox("Held-out digit", list(range(10)), key="an_digit")
     setup = setups.held_out_setup(int(digit))
 elif setup_id == "one-class":
-    digit = controls[1].selectbox("Normal digit", list(range(10)), key="an_digit")
+    digit = controls[0].selectbox("Normal digit", list(range(10)), key="an_digit")
     setup = setups.one_class_setup(int(digit))
 else:
     digit = None
@@ -95,7 +103,7 @@ else:
 available = [k for k in SCORES if k in setup.report.scores]
 if state.get("an_score") not in available:
     state["an_score"] = available[0]
-kind = controls[2].segmented_control(
+kind = controls[1].segmented_control(
     "Score",
     available,
     format_func=SCORES.get,
@@ -202,7 +210,7 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
         key=thr_key,
     )
     stats = threshold_stats(scores, is_anomaly, threshold)
-    stats_row(stats)
+    setups.stats_row(stats)
     hist_col, roc_col = st.columns([1.4, 1], gap="medium")
     with hist_col:
         fig = charts.score_histogram(
@@ -219,20 +227,6 @@ def threshold_view(user: tuple[np.ndarray, float] | None) -> None:
             f"images, so at this threshold it is {verdict}."
         )
     state_ui.set_link(setup=setup_id, digit=digit, score=kind, thr=thr.link(threshold))
-
-
-def stats_row(stats: ThresholdStats) -> None:
-    """Precision, recall, false alarms and F1 at the threshold, and the confusion table."""
-    m = st.columns([1, 1, 1, 0.8, 1.7])
-    m[0].metric("Precision", f"{stats.precision:.1%}", help="Of the flagged images, the share that are anomalies.")
-    m[1].metric("Recall", f"{stats.recall:.1%}", help="Of the anomalies, the share that are flagged.")
-    m[2].metric("False alarms", f"{stats.fpr:.1%}", help="Of the normal images, the share that are flagged.")
-    m[3].metric("F1", f"{stats.f1:.3f}")
-    with m[4]:
-        st.markdown(
-            "| | flagged | passed |\n|---|---:|---:|\n"
-            f"| **anomalous** | {stats.tp:,} | {stats.fn:,} |\n| **normal** | {stats.fp:,} | {stats.tn:,} |"
-        )
 
 
 def roc(stats: ThresholdStats):

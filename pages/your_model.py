@@ -27,6 +27,7 @@ model = MyVAE()  # encode(x) -> (mu, logvar) or z; decode(z) -> image in [0, 1]
 export_model(model, "my-vae", image_shape=(1, 28, 28), latent_dim=16,
              title="My VAE on MNIST", dataset="mnist")"""
 NO_DATA = "none"
+MODEL_UPLOAD_MB = 20  # an encoder or decoder graph (the server's limit is the table's, 100 MB)
 
 state_ui.intro(
     "Load your model",
@@ -86,7 +87,8 @@ files = st.file_uploader(
     type=["onnx", "json", "data"],
     accept_multiple_files=True,
     key="ym_files",
-    help="Up to the upload limit (20 MB a file). Nothing runs as code: the graphs go to onnxruntime.",
+    help=f"Up to {MODEL_UPLOAD_MB} MB a file. Nothing runs as code: the graphs go to onnxruntime.",
+    max_upload_size=MODEL_UPLOAD_MB,
 )
 c = st.columns([1.4, 1.4, 1], vertical_alignment="bottom")
 name = c[0].text_input("Name", value="my-model", max_chars=100, key="ym_name", help="Letters, digits, '.', '_', '-'.")

@@ -283,3 +283,74 @@ def test_the_home_page_marks_the_demos_that_run_offline(monkeypatch, tmp_path):
         st.cache_resource.clear()
     assert not [c for c in at.caption if "runs offline" in c.value]
     assert any("need `LATENTLAB_DATA` or the network: fashion-mnist" in c.value for c in at.caption)
+
+
+# ---------------------------------------------------------------- the Table setup
+
+
+@pytest.fixture
+def with_table_model(monkeypatch, tmp_path):
+    """The test models plus the shipped breast-cancer model, as the app's shipped folder."""
+    from core.experiments.tabular import SHIPPED_TABLE_MODEL
+
+    folder = tmp_path / "shipped"
+    shutil.copytree(model_folder(), folder)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(SHIPPED_DIR / f"{SHIPPED_TABLE_MODEL}{suffix}", folder)
+    app_env(monkeypatch, folder=folder, user=tmp_path / "user")
+
+
+def test_the_table_setup_shows_the_models_auroc_beside_each_baseline_on_first_visit(with_table_model):
+    at = ok(app_test("anomalies", query={"model": "mnist-vae-mlp-z12", "setup": "table"}))
+    found = metrics(at)
+    titles = {"Autoencoder": "", "Isolation Forest": "Isolation Forest", "One-class SVM": "One-class SVM",
+              "LOF": "Local outlier factor", "PCA": "PCA reconstruction"}  # fmt: skip
+    values = {t: float(found[t]) for t in titles}
+    assert all(0.85 < v <= 1.0 for v in values.values()), values  # malignant rows stand out for every detector
+    best = max(list(titles)[1:], key=values.get)
+    verdict = next(c.value for c in at.caption if c.value.startswith("The best baseline here"))
+    assert f"**{titles[best]}** (AUROC {values[best]:.3f})" in verdict
+    assert at.query_params["setup"] == "table"
+    assert "benign rows only" in next(m.value for m in at.markdown if m.value.startswith("**Data**"))
+    assert {"Precision", "Recall", "False alarms", "F1"} <= set(found)
+    top = at.dataframe[0].value
+    assert len(top) == 12 and top["score"].is_monotonic_decreasing and top["feature 1"].str.contains("→").all()
+    ok(at.segmented_control(key="an_table_score").set_value("elbo").run())
+    assert "the autoencoder's −ELBO" in next(c.value for c in at.caption if c.value.startswith("The best baseline"))
+
+
+def table_csv(n: int = 300, label_values: int = 2) -> bytes:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, 5))
+    odd = np.arange(n) % 10 == 0
+    x[odd] += 4.0
+    frame = pd.DataFrame(x, columns=[f"v{i}" for i in range(5)])
+    frame["fraud"] = odd.astype(int) if label_values == 2 else np.arange(n) % label_values
+    return frame.to_csv(index=False).encode()
+
+
+def test_your_table_trains_in_the_background_and_a_bad_label_gets_a_message(with_table_model, monkeypatch):
+    from core.experiments import tabular
+
+    monkeypatch.setattr(tabular, "TARGET_STEPS", 300)  # seconds, not a minute
+    at = ok(app_test("anomalies", query={"model": "mnist-vae-mlp-z12", "setup": "table"}))
+    ok(at.segmented_control(key="an_table_source").set_value("upload").run())
+    ok(at.file_uploader(key="an_table_file").upload("tx.csv", table_csv(), "text/csv").run())
+    label = next(s for s in at.selectbox if s.label == "Label column")
+    assert label.value == "fraud"  # guessed from its name
+    job = at.session_state["an_table_job"]
+    assert job.wait(180), "the table's model did not finish"
+    ok(at.run())
+    found = metrics(at)
+    assert float(found["Autoencoder"]) > 0.9 and "Isolation Forest" in found
+    ok(label.set_value("(none: scores only)").run())  # no labels: a new run, then scores only
+    assert at.session_state["an_table_job"].wait(180)
+    ok(at.run())
+    assert "Autoencoder" not in metrics(at) and "Isolation Forest" not in metrics(at)
+    assert any("rows (" in m.value and "score above the threshold" in m.value for m in at.markdown)
+    at.file_uploader(key="an_table_file").clear().upload("kinds.csv", table_csv(label_values=30), "text/csv").run()
+    assert not at.exception
+    assert "has 30 distinct values; it needs two" in " ".join(e.value for e in at.error)

@@ -27,8 +27,10 @@ import numpy as np
 import torch
 
 from core.data.registry import Dataset
+from core.data.tables import TableSplit
 from core.experiments.anomaly import AnomalySplit, DetectionReport, detect, fit_on_split
 from core.experiments.sweep import JobResult, SweepCallback, SweepResult, available_cores, check_sweep, run_sweep
+from core.experiments.tabular import TableReport, fit_table_model, score_table
 from core.formats.checkpoints import CheckpointError, check_name
 from core.lenses.latent import reconstruct
 from core.models.config import ConfigError, ModelConfig
@@ -366,12 +368,14 @@ def describe_error(exc: BaseException | None) -> str:
 
 @dataclass
 class HeldOutProgress:
-    """Training of a held-out-digit model so far: optimizer steps done and in all, and the
-    last batch's loss (nats per image; NaN before the first step)."""
+    """Training of an anomaly model so far: optimizer steps done and in all, the last batch's
+    loss (nats per example; NaN before the first step), and what runs after training ("" while
+    training; a baseline's title while a table's baselines are tuned)."""
 
     step: int = 0
     total_steps: int = 0
     loss: float = float("nan")
+    phase: str = ""
 
     @property
     def fraction(self) -> float:
@@ -447,6 +451,44 @@ def start_held_out(
         return result
 
     return Job(work, HeldOutProgress(), name="held-out").start()
+
+
+@dataclass
+class TableResult:
+    """A model trained on a table's normal rows and the report of it and the baselines."""
+
+    model: AutoEncoder
+    report: TableReport
+    seconds: float = 0.0
+
+
+def start_table(split: TableSplit, kind: str = "vae", **train) -> Job[HeldOutProgress, TableResult | None]:
+    """Train :func:`core.experiments.tabular.fit_table_model` on a table's split in the background,
+    then score its test rows and tune each baseline (:func:`core.experiments.tabular.score_table`),
+    saying which in the progress's ``phase``. train: overrides of the training config (tests
+    shorten the run). A cancelled job stops after the current step or baseline; its result is None."""
+
+    def work(job: Job[HeldOutProgress, TableResult | None]) -> TableResult | None:
+        model, _, _ = fit_table_model(split, kind, [_StepReporter(job)], **train)
+        if job.cancelled:
+            return None
+
+        def phase(title: str) -> None:
+            if job.cancelled:
+                raise _Cancelled
+            job.update(lambda p: setattr(p, "phase", title))
+
+        try:
+            report = score_table(model, split, on_baseline=phase)
+        except _Cancelled:
+            return None
+        return TableResult(model, report, seconds=job.elapsed)
+
+    return Job(work, HeldOutProgress(), name="table").start()
+
+
+class _Cancelled(Exception):
+    """Raised inside a job's work to stop between two of its parts."""
 
 
 class SharedJobs(Generic[P, T]):

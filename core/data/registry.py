@@ -74,6 +74,7 @@ DOWNLOAD_TIMEOUT_S = 20.0
 # Pages show a set's source note to every user: it says what, never where on the server's disk
 # (``Dataset.location`` keeps the path, for the CLI and the checkpoint's JSON).
 FOLDER_NOTE = "the full set, from the data folder"
+TABLE_PREFIX = "table:"  # "table:breast-cancer": rows × features, not images (core.data.tables)
 
 
 class DataError(RuntimeError):
@@ -236,7 +237,8 @@ def load_dataset(
 
     Args:
         name: a key of :data:`REGISTRY`, or the user's own images, ``folder:PATH`` or
-            ``npz:PATH`` (see :mod:`core.data.user_data`; the other arguments do not apply).
+            ``npz:PATH`` (see :mod:`core.data.user_data`; the other arguments do not apply), or
+            a bundled table, ``table:NAME`` (its rows as (N, 1, 1, F), see :mod:`core.data.tables`).
         data_dir: folder in torchvision's layout; defaults to ``$LATENTLAB_DATA``.
         download: allow a network download into :func:`cache_dir`.
         fallback: allow the embedded offline subset when nothing else works.
@@ -246,6 +248,8 @@ def load_dataset(
     """
     if is_user_data(name):  # users' own images: see the hook at the end of this module
         return load_user_data(name)
+    if name.startswith(TABLE_PREFIX):  # a bundled table's normal training rows (core.data.tables)
+        return _bundled_table(name.removeprefix(TABLE_PREFIX))
     spec = get_spec(name)
     if spec.embedded:
         return _EMBEDDED[name]()
@@ -698,3 +702,32 @@ def _user_dataset(images) -> Dataset:
         location=images.location,
         skipped=list(images.skipped),
     )
+
+
+# ---------------------------------------------------------------- tables (core.data.tables)
+
+
+def table_dataset(split) -> Dataset:
+    """A core.data.tables.TableSplit as the trainer takes it: its training rows (and its normal test
+    rows) as (n, 1, 1, F), every row of class 0 (a manifest entry's ``classes`` selects it)."""
+    normal_test = split.test_x if split.test_anomaly is None else split.test_x[~split.test_anomaly]
+    return Dataset(
+        name=f"{TABLE_PREFIX}{split.name}",
+        source="table",
+        source_note=split.description,
+        train_x=split.train_x[:, None, None, :],
+        test_x=normal_test[:, None, None, :],
+        train_y=np.zeros(len(split.train_x), np.int64),
+        test_y=np.zeros(len(normal_test), np.int64),
+        class_names=(split.label_names[0],),
+    )
+
+
+def _bundled_table(name: str) -> Dataset:
+    """``table:NAME``: a bundled table's split as the Dataset its shipped model trains on."""
+    from core.data import tables
+
+    try:
+        return table_dataset(tables.split_table(tables.load_table(name)))
+    except tables.TableError as exc:
+        raise DataError(str(exc)) from exc

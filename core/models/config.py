@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 ARCHS = ("mlp", "conv")
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-real")
+REAL_VALUED = "gaussian-real"  # features on the real line (a standardised table): the decoder's mean is its output
 ACTIVATION_NAMES = ("relu", "silu", "elu")
 MAX_LATENT = 128
 
@@ -120,7 +121,7 @@ class ModelConfig:
     arch: str = "conv"  # "mlp" | "conv"
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
     latent_dim: int = 16
-    likelihood: str = "bernoulli"  # "bernoulli" (BCE) | "gaussian" (MSE, learned σ)
+    likelihood: str = "bernoulli"  # "bernoulli" (BCE) | "gaussian" (MSE, learned σ) | "gaussian-real" (tables)
     num_classes: int = 0  # for "cvae": the label is one-hot into encoder and decoder
     hidden: tuple[int, ...] = (400,)  # MLP hidden widths
     channels: tuple[int, ...] = ()  # conv channels per stride-2 stage; () picks by image size

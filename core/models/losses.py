@@ -40,6 +40,12 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp())
 
 
+def decoder_mean(logits: torch.Tensor, likelihood: str) -> torch.Tensor:
+    """The decoder's mean from its output: sigmoid(logits), an image in [0, 1]; for a real-valued
+    likelihood ("gaussian-real", standardised table features) the output itself."""
+    return logits if likelihood == "gaussian-real" else torch.sigmoid(logits)
+
+
 def reconstruction_nll(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -53,16 +59,20 @@ def reconstruction_nll(
         normalised likelihood).
     gaussian: N(x; sigmoid(logits), sigma²) with one learned sigma, i.e. a scaled MSE
         plus the log-normaliser: sum((x - x̂)²) / (2σ²) + D·log(σ·sqrt(2π)).
+    gaussian-real: the same with x̂ = logits, for features on the real line (a sigmoid could
+        not reach a standardised value beyond [0, 1]), and a σ per feature (``log_sigma`` shaped
+        like one example): a feature the decoder rebuilds tightly weighs more in the NLL.
     """
     if likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         return nll.flatten(1).sum(1)
-    if likelihood == "gaussian":
+    if likelihood in ("gaussian", "gaussian-real"):
         if log_sigma is None:
             log_sigma = torch.zeros((), device=logits.device)
-        sq = (torch.sigmoid(logits) - target).pow(2).flatten(1).sum(1)
-        d = target[0].numel()
-        return sq / (2 * torch.exp(2 * log_sigma)) + d * (log_sigma + 0.5 * math.log(2 * math.pi))
+        # log_sigma: one σ () or one per value (C, H, W), broadcast over the batch
+        sq = (decoder_mean(logits, likelihood) - target).pow(2)
+        nll = sq / (2 * torch.exp(2 * log_sigma)) + log_sigma + 0.5 * math.log(2 * math.pi)
+        return nll.flatten(1).sum(1)
     raise ValueError(f"unknown likelihood {likelihood!r}")
 
 

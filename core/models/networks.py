@@ -167,10 +167,15 @@ class AutoEncoder(nn.Module):
         self.to_mu = nn.Linear(self.encoder.out_dim, config.latent_dim)
         if config.is_variational:
             self.to_logvar = nn.Linear(self.encoder.out_dim, config.latent_dim)
-        if config.likelihood == "gaussian":
+        if config.likelihood in ("gaussian", "gaussian-real"):
             # One learned log σ for all pixels (σ-VAE, Rybkin et al. 2021): the decoder is
-            # calibrated, so the reconstruction term is a real NLL in nats.
-            self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
+            # calibrated, so the reconstruction term is a real NLL in nats. It starts at 0.1 of
+            # an image's [0, 1] range. Standardised table features get one σ each, starting at
+            # their own spread (1): features differ in how well they can be predicted.
+            if config.likelihood == "gaussian-real":  # a σ per feature, each starting at 1
+                self.log_sigma = nn.Parameter(torch.zeros(config.image_shape))
+            else:
+                self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
 
     # -- the model protocol's facts (core.models.protocol.LatentModel)
     @property
@@ -239,8 +244,9 @@ class AutoEncoder(nn.Module):
         return self.decoder(z, self._onehot(y, z.shape[0]))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """z (B, z) -> images (B, C, H, W) in [0, 1] (the decoder's mean)."""
-        return torch.sigmoid(self.decode_logits(z, y))
+        """z (B, z) -> images (B, C, H, W) in [0, 1] (the decoder's mean; for a real-valued
+        likelihood, standardised features (B, 1, 1, F) on the real line)."""
+        return losses.decoder_mean(self.decode_logits(z, y), self.config.likelihood)
 
     def _nll(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return losses.reconstruction_nll(logits, target, self.config.likelihood, getattr(self, "log_sigma", None))
