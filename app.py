@@ -13,7 +13,7 @@ import streamlit as st
 
 st.set_page_config(page_title="Latent Lab", page_icon="🧭", layout="wide")
 
-from core.app.site import SECTIONS, page_table  # noqa: E402  (ast only: cheap, no torch)
+from core.app.site import SECTIONS, off_reason, page_table  # noqa: E402  (ast only: cheap, no torch)
 
 
 def _to_home() -> None:
@@ -196,6 +196,13 @@ def frame_and_page() -> None:
     follow_the_link(model_key, presenting)
     if presenting:
         presenter_bar(page)
+    entry = st.session_state.get("_entry")
+    spec = next((s for s in page_table() if BY_PATH[s.url_path] is page), None)
+    off = entry is not None and spec is not None and off_reason(spec, entry.input_kind, entry.title)
+    if off:  # one rule for every page: it declares the inputs it serves (its PAGE["inputs"])
+        st.title(spec.title)
+        st.info(off)
+        return
     page.run()
 
 

@@ -88,7 +88,10 @@ def cross_title(cur: load.Current) -> str:
 
 
 def default_setup(cur: load.Current) -> str:
-    """The cross setup where its partner data set is here, else the held-out digit (offline)."""
+    """The Table setup for a table's model; the cross setup where its partner data set is here,
+    else the held-out digit (offline)."""
+    if cur.entry.input_kind == "table":
+        return "table"
     here = cross_ok(cur) and load.data(partner_of(cur), cur.entry.image_shape, on_missing="quiet") is not None
     return "cross" if here else "held-out"
 

@@ -391,3 +391,25 @@ def roc_chart(
         yaxis={"range": [0, 1.02], "scaleanchor": "x"},
     )
     return fig
+
+
+def row_bars(features: tuple[str, ...], rows: dict[str, np.ndarray]) -> go.Figure:
+    """A table's row(s) as grouped horizontal bars, one group per feature: ``rows`` maps a name
+    ("this row", "reconstruction") to its (F,) standardised values (standard deviations from the
+    training rows' mean)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    colours = (ANOMALY_COLOURS["normal"], ANOMALY_COLOURS["anomalous"], ANOMALY_COLOURS["baseline"])
+    for (name, values), colour in zip(rows.items(), colours, strict=False):
+        fig.add_trace(go.Bar(y=list(features), x=np.asarray(values).ravel(), name=name, orientation="h",
+                             marker_color=colour))  # fmt: skip
+    fig.update_layout(
+        barmode="group",
+        height=max(260, 22 * len(features) + 80),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="standardised value (SDs from the training rows' mean)",
+        yaxis={"autorange": "reversed"},
+        legend={"orientation": "h", "y": 1.02, "yanchor": "bottom"},
+    )
+    return fig

@@ -34,6 +34,7 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
     "params": ("setup", "digit", "score", "thr"),
     "tagline": "reconstruction error as a score",
     "blurb": "What a model never saw reconstructs badly: histograms, ROC and the top outliers.",
+    "inputs": ("images", "table"),  # a table's model too (core/app/site.py INPUTS)
 }
 SCORES = {"recon-mse": "Reconstruction error", "recon-edge": "Error per edge", "elbo": "−ELBO"}
 GALLERY = 12

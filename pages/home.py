@@ -17,6 +17,7 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
     "params": (),
     "tagline": "what an autoencoder and a VAE are",
     "blurb": "The ELBO, the reparameterization trick and a map of the demos.",
+    "inputs": ("images", "table"),  # a table's model too (core/app/site.py INPUTS)
 }
 
 st.title("Latent Lab")

@@ -27,6 +27,7 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
     "params": ("points", "proj", "x", "y", "row", "group"),
     "tagline": "every test image as a point",
     "blurb": "PCA, UMAP, t-SNE or two raw dimensions; click a point or lasso a group to decode it.",
+    "inputs": ("images", "table"),  # a table's model too (core/app/site.py INPUTS)
 }
 GROUP_SHOWN = 24  # members of a lasso selection shown under its mean
 GROUP_LINK_MOST = 500  # a larger lasso selection stays out of the link (the URL would get too long)
@@ -51,7 +52,12 @@ pool_x, pool_y, _ = catalog.pool(data)
 pool_size = len(pool_x)
 choices = [p for p in inputs.MAP_POINTS if p < pool_size] + [pool_size]
 z_dim = cur.model.latent_dim
-if pool_y is not None:
+if data.features is not None:
+    st.markdown(
+        "Each dot is a row of the table, coloured by its label, which the model never saw (it trained on the normal "
+        "rows only): do the anomalous rows sit apart? Click a dot to see the row's values beside its reconstruction."
+    )
+elif pool_y is not None:
     st.markdown("The colours are the images' true labels, which the model never saw: do the classes form clusters?")
 else:
     st.markdown(
@@ -138,7 +144,7 @@ if len(choices) > 1:
     )
 else:  # a small set: every image, nothing to choose
     n_points = choices[0]
-    controls[0].markdown(f"**Points**  \nall {n_points:,} images")
+    controls[0].markdown(f"**Points**  \nall {n_points:,} {'rows' if data.features is not None else 'images'}")
 if state.get("map_points_prev") != n_points:  # a new subset numbers its points anew
     state["map_points_prev"] = n_points
     if "map_row" in state and state["map_row"] >= n_points:
@@ -330,6 +336,12 @@ def show_group(rows: list[int]) -> None:
     if cur.conditional:  # a conditional decoder needs a class: the group's most common one
         y = int(np.bincount(labels[rows]).argmax())
     img = decode(cur.model, mean[None], y)[0]
+    if data.features is not None:  # a table: the decoded mean as bars, the members' labels
+        fig = charts.row_bars(data.features, {f"decoded mean code of {len(rows)} rows": img})
+        st.plotly_chart(fig, key="map_mean_bars", config=charts.plotly_config("map-group-mean"))
+        if labels is not None:
+            st.caption(f"Labels in the group: {class_counts(rows)}.")
+        return
     target = 200 if charts.is_faces(cur.entry) else 168
     charts.image(
         img,
@@ -364,6 +376,10 @@ def show_point() -> None:
     y = None if labels is None else labels[r]
     recon = reconstruct(cur.model, x[None], None if y is None else np.array([y]))[0]
     caption = f"#{r}" + (f" · {names[y]}" if names is not None else "")
+    if data.features is not None:  # a table's row: its values and its reconstruction as bars
+        fig = charts.row_bars(data.features, {f"row {caption}": x, "reconstruction": recon})
+        st.plotly_chart(fig, key="map_row_bars", config=charts.plotly_config(f"map-row-{r}"))
+        return
     pair = st.columns(2)
     target = 200 if charts.is_faces(cur.entry) else 168
     with pair[0]:

@@ -40,6 +40,7 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
     "params": ("data", "kind", "arch", "latent", "beta", "epochs", "lr", "name"),
     "tagline": "in the browser",
     "blurb": "Any model of the family on any data set, with live loss curves; saved to your checkpoints.",
+    "inputs": ("images", "table"),  # a table's model too (core/app/site.py INPUTS)
 }
 N_PREVIEW = 8
 

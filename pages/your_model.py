@@ -20,6 +20,7 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
     "params": (),
     "tagline": "a VAE from your own code, in every page",
     "blurb": "Export any encoder/decoder to ONNX in a few lines, upload it, explore it like ours.",
+    "inputs": ("images", "table"),  # a table's model too (core/app/site.py INPUTS)
 }
 SNIPPET = """from core.formats.export import export_model
 

@@ -142,6 +142,8 @@ def test_the_card_names_the_full_training_set():
     info = {"name": "mnist", "source": "folder", "location": "../shared/data/MNIST/raw", "n_train": 60000}
     assert trained_on(info) == "MNIST training set, 60,000 images"
     assert trained_on({"name": "folder:/home/me/My Digits", "n_train": 12}) == "Your images (My Digits), 12 images"
+    table = {"name": "table:breast-cancer", "n_train": 214}
+    assert trained_on(table) == "Breast cancer (scikit-learn, offline), 214 rows"
 
 
 HOSTILE_LOST: dict[str, str] = {}  # page -> a bug still open (the test fails until it is fixed, then says so)

@@ -44,7 +44,9 @@ from tests.test_foreign import decoder_graph, encoder_graph, write_folder
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 DOC = ROOT / "docs" / "own-model.md"
-SHIPPED = [c["name"] for c in json.loads((ROOT / "checkpoints" / "manifest.json").read_text())["checkpoints"]]
+MANIFEST = json.loads((ROOT / "checkpoints" / "manifest.json").read_text())["checkpoints"]
+SHIPPED = [c["name"] for c in MANIFEST if not c["dataset"].startswith("table:")]  # image models
+TABLE_MODELS = [c["name"] for c in MANIFEST if c["dataset"].startswith("table:")]
 
 
 class MyVAE(nn.Module):
@@ -350,3 +352,10 @@ def test_every_shipped_checkpoint_exports_and_decodes_like_torch(name, tmp_path)
         cfg.likelihood,
         cfg.image_shape,
     )
+
+
+def test_a_tables_model_is_not_exported_and_says_why(tmp_path):
+    assert TABLE_MODELS
+    with pytest.raises(ExportError, match="models the rows of a table; latentlab-onnx folders hold image models"):
+        export_checkpoint(ROOT / "checkpoints" / TABLE_MODELS[0], tmp_path / "t")
+    assert not (tmp_path / "t").exists()

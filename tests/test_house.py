@@ -237,6 +237,30 @@ def test_a_page_declaration_with_a_mistake_names_its_file(tmp_path):
         site.read_spec(tmp_path / "new_demo.py")
 
 
+def test_a_page_declares_the_inputs_it_serves_and_the_others_get_one_line_why(tmp_path):
+    def page(name: str, title: str, section: str, order: int, extra: str = "") -> None:
+        (tmp_path / f"{name}.py").write_text(
+            f'PAGE = {{"title": "{title}", "url_path": "{name}", "section": "{section}", "order": {order}, '
+            f'"icon": "x", "params": (), "tagline": "", "blurb": ""{extra}}}\n'
+        )
+
+    page("home", "H", "Latent Lab", 0)
+    page("pics", "Pics", "Explore", 1)
+    page("map", "Map", "Explore", 2, ', "inputs": ("images", "table")')
+    specs = {s.url_path: s for s in site.page_table(tmp_path)}
+    assert specs["pics"].inputs == ("images",) and specs["map"].inputs == ("images", "table")  # images by default
+    assert site.off_reason(specs["map"], "table", "A table VAE", tmp_path) is None
+    why = site.off_reason(specs["pics"], "table", "A table VAE", tmp_path)
+    assert why == (
+        "Pics shows models of images; A table VAE models the rows of a table. Open Map, or pick another model in "
+        "the sidebar."
+    )
+    page("bad", "B", "Explore", 3, ', "inputs": ("audio",)')
+    site.page_table.cache_clear()
+    with pytest.raises(site.PageTableError, match="bad.py: inputs must be some of"):
+        site.page_table(tmp_path)
+
+
 # ---------------------------------------------------------------- the model protocol and what pages used to compute
 
 

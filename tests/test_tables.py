@@ -37,11 +37,12 @@ def test_the_bundled_table_is_breast_cancer_with_malignant_as_the_anomaly():
     assert int(t.is_anomaly.sum()) == 212 and t.label_names == ("benign", "malignant")
 
 
-def test_a_bundled_table_loads_as_a_dataset_of_normal_training_rows():
+def test_a_bundled_table_loads_as_a_dataset_of_normal_training_rows_and_labelled_test_rows():
     ds = load_dataset("table:breast-cancer")
     split = split_table(breast_cancer())
-    assert ds.train_x.shape == (len(split.train_x), 1, 1, 30)
-    assert ds.test_x.shape == (int((~split.test_anomaly).sum()), 1, 1, 30)
+    assert ds.train_x.shape == (len(split.train_x), 1, 1, 30) and not ds.train_y.any()
+    assert ds.test_x.shape == (len(split.test_x), 1, 1, 30) and ds.test_y.tolist() == split.test_anomaly.tolist()
+    assert ds.class_names == ("benign", "malignant") and ds.features[0] == "mean radius"
     np.testing.assert_allclose(ds.train_x[:, 0, 0], split.train_x)
 
 

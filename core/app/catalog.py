@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.registry import REGISTRY, Dataset, cache_dir, load_dataset, resize_images
+from core.data.registry import REGISTRY, TABLE_PREFIX, Dataset, cache_dir, load_dataset, resize_images
+from core.data.tables import TABLES
 from core.formats.checkpoints import list_checkpoints, shipped_dir, user_dir
 from core.formats.foreign import ForeignInfo, list_foreign
 from core.models.config import is_variational
@@ -81,6 +82,11 @@ class ModelEntry:
         return REGISTRY[name].family_name if name in REGISTRY else name
 
     @property
+    def input_kind(self) -> str:
+        """What the model takes in (core.app.site.INPUTS): "table" for rows of a table, else "images"."""
+        return "table" if self.dataset.startswith(TABLE_PREFIX) else "images"
+
+    @property
     def beta(self) -> float | None:
         beta = self.meta.get("train", {}).get("beta")
         return float(beta) if beta is not None else None
@@ -114,12 +120,14 @@ class ModelEntry:
 
 def list_models() -> list[ModelEntry]:
     """Every checkpoint in the shipped folder, then the user folder (broken ones say why); not
-    the shipped models of a few classes only (manifest ``classes``): the anomaly page loads
-    those by name, and they would pass for models of the whole data set elsewhere."""
+    the shipped image models of a few classes only (manifest ``classes``): the anomaly page loads
+    those by name, and they would pass for models of the whole data set elsewhere. A table's model
+    is listed: it is trained on the normal rows by design (its ``classes`` are the normal class)."""
     entries = []
     for source, folder in (("shipped", shipped_dir()), ("user", user_dir())):
         for info in list_checkpoints(folder):
-            if (info.meta.get("manifest_entry") or {}).get("classes") is not None:
+            manifest = info.meta.get("manifest_entry") or {}
+            if manifest.get("classes") is not None and not manifest.get("dataset", "").startswith(TABLE_PREFIX):
                 continue
             key = info.name if source == "shipped" else USER_PREFIX + info.name
             entries.append(
@@ -208,6 +216,8 @@ def dataset_title(name: str) -> str:
         return spec.title
     if name == YOUR_MODELS:
         return "Your models (no data set named)"
+    if name.removeprefix(TABLE_PREFIX) in TABLES:
+        return TABLES[name.removeprefix(TABLE_PREFIX)][0]
     for prefix in USER_DATA_PREFIXES:
         if name.startswith(prefix):
             return f"Your images ({Path(name[len(prefix) :]).name})"
@@ -250,7 +260,7 @@ def trained_on(data: dict) -> str:
     """What a checkpoint's training images were, from its JSON's ``dataset`` record: "MNIST
     training set, 60,000 images"; never a path."""
     spec = REGISTRY.get(data.get("name", ""))
-    n = f"{data['n_train']:,} images"
+    n = f"{data['n_train']:,} {'rows' if data.get('name', '').startswith(TABLE_PREFIX) else 'images'}"
     if spec is None:  # the user's own images: the folder's or file's name only
         return f"{dataset_title(data.get('name', '?'))}, {n}"
     return f"{spec.train_title or spec.title}, {n}"
@@ -403,11 +413,12 @@ def pool(data: Dataset) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The images whose codes a page plots: the test split, or train + test when the test split
     is too small to show structure (Olivetti holds out 40 faces). Returns (x, y, description)."""
     # Offline the training split is another set (LFW crops for the faces): never mix it in.
+    noun = "rows" if data.features is not None else "images"
     if len(data.test_x) >= MIN_POOL or len(data.train_x) == 0 or data.fell_back_from:
-        return data.test_x, data.test_y, f"{len(data.test_x):,} test images"
+        return data.test_x, data.test_y, f"{len(data.test_x):,} test {noun}"
     x = np.concatenate([data.test_x, data.train_x])
     y = None if data.test_y is None or data.train_y is None else np.concatenate([data.test_y, data.train_y])
-    return x, y, f"all {len(x):,} images (the test split has only {len(data.test_x)})"
+    return x, y, f"all {len(x):,} {noun} (the test split has only {len(data.test_x)})"
 
 
 def class_members(data: Dataset, cls: int | None) -> np.ndarray:

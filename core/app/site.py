@@ -12,6 +12,7 @@ says where it sits and what it keeps in the URL::
         "params": ("z", "y"),                 # query parameters it owns (besides "model")
         "tagline": "one slider per latent dimension",
         "blurb": "What each dimension of the code does to the image.",
+        "inputs": ("images",),                # optional: what the sidebar's model may model (INPUTS)
     }
 
 This module reads those literals without running the pages (``ast.literal_eval``), so the
@@ -32,7 +33,12 @@ from core import REPO_ROOT
 PAGES_DIR = REPO_ROOT / "pages"
 SECTIONS = ("Latent Lab", "Explore", "Experiments", "Train")
 HOME_SECTION = "Latent Lab"
+DEMO_SECTIONS = ("Explore", "Experiments")  # the pages that show the sidebar's model
 FIELDS = ("title", "icon", "url_path", "section", "order", "params", "tagline", "blurb")
+OPTIONAL = {"inputs": ("images",)}  # optional fields and their defaults
+# What a model takes in: images (C, H, W), or the rows of a table (core.data.tables). A page
+# serves the inputs it declares; with another model in the sidebar it says why it is off.
+INPUTS = ("images", "table")
 
 
 class PageTableError(ValueError):
@@ -52,6 +58,7 @@ class PageSpec:
     params: tuple[str, ...]
     tagline: str
     blurb: str
+    inputs: tuple[str, ...] = ("images",)
 
     @property
     def stem(self) -> str:
@@ -81,7 +88,8 @@ def _declaration(path: Path) -> dict:
 def read_spec(path: Path) -> PageSpec:
     """The :class:`PageSpec` declared in the page file ``path``; PageTableError when it is not right."""
     d = _declaration(path)
-    missing, unknown = set(FIELDS) - set(d), set(d) - set(FIELDS)
+    d = {**OPTIONAL, **d}
+    missing, unknown = set(FIELDS) - set(d), set(d) - set(FIELDS) - set(OPTIONAL)
     if missing or unknown:
         raise PageTableError(f"{path.name}: PAGE misses {sorted(missing)} / has unknown {sorted(unknown)}")
     if d["section"] not in SECTIONS:
@@ -90,7 +98,11 @@ def read_spec(path: Path) -> PageSpec:
         raise PageTableError(f"{path.name}: order must be an int and params a tuple of names")
     if "model" in d["params"] or "page" in d["params"]:
         raise PageTableError(f"{path.name}: 'model' and 'page' belong to every page; leave them out of params")
-    return PageSpec(file=f"{path.parent.name}/{path.name}", **{**d, "params": tuple(d["params"])})
+    if not d["inputs"] or set(d["inputs"]) - set(INPUTS):
+        raise PageTableError(f"{path.name}: inputs must be some of {INPUTS}, got {d['inputs']}")
+    return PageSpec(
+        file=f"{path.parent.name}/{path.name}", **{**d, "params": tuple(d["params"]), "inputs": tuple(d["inputs"])}
+    )
 
 
 @functools.cache
@@ -115,3 +127,16 @@ def demo_pages(folder: Path = PAGES_DIR) -> tuple[PageSpec, ...]:
 
 def by_url_path(folder: Path = PAGES_DIR) -> dict[str, PageSpec]:
     return {s.url_path: s for s in page_table(folder)}
+
+
+def off_reason(spec: PageSpec, model_input: str, model_title: str, folder: Path = PAGES_DIR) -> str | None:
+    """Why ``spec`` cannot show the sidebar's model, of ``model_input`` ("images" or "table") and
+    called ``model_title``, naming the demo pages that can (one line); None when it can."""
+    if model_input in spec.inputs:
+        return None
+    can = [s.title for s in demo_pages(folder) if model_input in s.inputs and s.section in DEMO_SECTIONS]
+    what = {"images": "images", "table": "the rows of a table"}[model_input]
+    return (
+        f"{spec.title} shows models of {' or '.join(spec.inputs)}; {model_title} models {what}. Open "
+        f"{' or '.join(can) or 'another page'}, or pick another model in the sidebar."
+    )

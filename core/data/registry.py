@@ -180,6 +180,7 @@ class Dataset:
     fell_back_from: str | None = None  # the full set that was asked for, if this is a fallback
     notes: list[str] = field(default_factory=list)  # why a source was skipped
     skipped: list[tuple[str, str]] = field(default_factory=list)  # user data: (file, why) not used
+    features: tuple[str, ...] | None = None  # a table's column names (rows are (N, 1, 1, F)); None for images
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -707,19 +708,25 @@ def _user_dataset(images) -> Dataset:
 # ---------------------------------------------------------------- tables (core.data.tables)
 
 
-def table_dataset(split) -> Dataset:
-    """A core.data.tables.TableSplit as the trainer takes it: its training rows (and its normal test
-    rows) as (n, 1, 1, F), every row of class 0 (a manifest entry's ``classes`` selects it)."""
-    normal_test = split.test_x if split.test_anomaly is None else split.test_x[~split.test_anomaly]
+def table_dataset(split, anomalies_in_test: bool = True) -> Dataset:
+    """A core.data.tables.TableSplit as the trainer and the pages take it: rows as (n, 1, 1, F),
+    class 0 normal and 1 anomalous (the training rows are all normal; a manifest entry's
+    ``classes`` [0] keeps the normal test rows for a card). ``anomalies_in_test=False``: the normal
+    test rows only (a training run's test loss). A table without labels is all class 0."""
+    labels = (
+        np.zeros(len(split.test_x), np.int64) if split.test_anomaly is None else split.test_anomaly.astype(np.int64)
+    )
+    keep = np.ones(len(labels), bool) if anomalies_in_test else labels == 0
     return Dataset(
         name=f"{TABLE_PREFIX}{split.name}",
         source="table",
         source_note=split.description,
         train_x=split.train_x[:, None, None, :],
-        test_x=normal_test[:, None, None, :],
+        test_x=split.test_x[keep][:, None, None, :],
         train_y=np.zeros(len(split.train_x), np.int64),
-        test_y=np.zeros(len(normal_test), np.int64),
-        class_names=(split.label_names[0],),
+        test_y=labels[keep],
+        class_names=tuple(split.label_names),
+        features=tuple(split.features),
     )
 
 

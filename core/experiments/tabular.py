@@ -66,7 +66,7 @@ def fit_table_model(
 ) -> tuple[AutoEncoder, History, TrainConfig]:
     """Train :func:`table_model_config` on the split's training rows (seeded, on the CPU).
     train: overrides of :func:`table_train_config` (tests shorten the run)."""
-    data = table_dataset(split)
+    data = table_dataset(split, anomalies_in_test=False)  # the test loss of normal rows
     tcfg = table_train_config(len(split.train_x), **train)
     model, history = train_model(table_model_config(len(split.features), kind), data, tcfg, callbacks)
     return model.eval(), history, tcfg

@@ -48,6 +48,7 @@ from core.formats.foreign import (
     OnnxSpec,
 )
 from core.formats.onnx_model import OnnxModel, load_onnx_model
+from core.models.config import REAL_VALUED
 from core.models.evaluate import measure_card
 from core.models.networks import AutoEncoder
 
@@ -385,6 +386,8 @@ def export_checkpoint(
     decode. Raises CheckpointError / ExportError with a message naming the file."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     model, cfg = ckpt.model.eval(), ckpt.model.config
+    if cfg.likelihood == REAL_VALUED:  # standardised features: no image, no value range to give
+        raise ExportError(f"{ckpt.name} models the rows of a table; latentlab-onnx folders hold image models")
     sigma = math.exp(model.log_sigma.item()) if cfg.likelihood == "gaussian" else None
     meta = {
         "format": "latentlab-onnx",
