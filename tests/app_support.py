@@ -92,6 +92,17 @@ def _train_models(root: Path) -> None:
     (root / f"{BROKEN}.json").write_text("{not json", encoding="utf-8")
 
 
+def with_shipped(folder: Path, *names: str) -> Path:
+    """``folder``: a copy of the test models plus the named shipped checkpoints (JSON and weights)."""
+    import shutil
+
+    shutil.copytree(model_folder(), folder)
+    for name in names:
+        for suffix in (".json", ".safetensors"):
+            shutil.copy(ROOT / "checkpoints" / f"{name}{suffix}", folder)
+    return folder
+
+
 def app_env(monkeypatch, folder: Path | None = None, user: Path | None = None) -> None:
     """Point the app at the test models (and an empty user folder); forget the cached listing."""
     from pages import _ui_load

@@ -15,7 +15,7 @@ import streamlit as st
 from core.app import jobs
 from core.experiments import anomaly
 from core.formats.checkpoints import SHIPPED_DIR
-from tests.app_support import app_env, app_test, digit_png, model_folder
+from tests.app_support import app_env, app_test, digit_png, model_folder, with_shipped
 from tests.conftest import no_network, requires_shared_data, shared_data_dir
 
 HELD_OUT_5 = "mnist-without-5-vae-mlp-z8"  # shipped: the default held-out digit needs no training
@@ -31,11 +31,7 @@ def _models(monkeypatch, tmp_path):
 @pytest.fixture
 def with_shipped_held_out(monkeypatch, tmp_path):
     """The test models plus the shipped held-out model of digit 5, as the app's shipped folder."""
-    folder = tmp_path / "shipped"
-    shutil.copytree(model_folder(), folder)
-    for name in (HELD_OUT_5, anomaly.one_class_name(8)):
-        for suffix in (".json", ".safetensors"):
-            shutil.copy(SHIPPED_DIR / f"{name}{suffix}", folder)
+    folder = with_shipped(tmp_path / "shipped", HELD_OUT_5, anomaly.one_class_name(8))
     app_env(monkeypatch, folder=folder, user=tmp_path / "user")
 
 
@@ -293,11 +289,7 @@ def with_table_model(monkeypatch, tmp_path):
     """The test models plus the shipped breast-cancer model, as the app's shipped folder."""
     from core.experiments.tabular import SHIPPED_TABLE_MODEL
 
-    folder = tmp_path / "shipped"
-    shutil.copytree(model_folder(), folder)
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(SHIPPED_DIR / f"{SHIPPED_TABLE_MODEL}{suffix}", folder)
-    app_env(monkeypatch, folder=folder, user=tmp_path / "user")
+    app_env(monkeypatch, folder=with_shipped(tmp_path / "shipped", SHIPPED_TABLE_MODEL), user=tmp_path / "user")
 
 
 def test_the_table_setup_shows_the_models_auroc_beside_each_baseline_on_first_visit(with_table_model):

@@ -4,14 +4,11 @@ opens on the Table setup, and every page that shows images says in one line why 
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from core.app.site import demo_pages
 from core.experiments.tabular import SHIPPED_TABLE_MODEL
-from core.formats.checkpoints import SHIPPED_DIR
-from tests.app_support import app_env, app_test, model_folder
+from tests.app_support import app_env, app_test, with_shipped
 
 
 @pytest.fixture(autouse=True)
@@ -28,11 +25,7 @@ def with_table_model(monkeypatch, tmp_path):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", without_pages_directory)
-    folder = tmp_path / "shipped"
-    shutil.copytree(model_folder(), folder)
-    for suffix in (".json", ".safetensors"):
-        shutil.copy(SHIPPED_DIR / f"{SHIPPED_TABLE_MODEL}{suffix}", folder)
-    app_env(monkeypatch, folder=folder, user=tmp_path / "user")
+    app_env(monkeypatch, folder=with_shipped(tmp_path / "shipped", SHIPPED_TABLE_MODEL), user=tmp_path / "user")
 
 
 def ok(at):
