@@ -91,7 +91,8 @@ if setup_id == "table":  # rows × features: a page of its own below the picker
     state_ui.set_link(setup=setup_id, digit=None, score=None, thr=None)
     table_ui.show(state)
     st.stop()
-controls = st.columns([1, 1.4, 1.2], gap="medium")
+# A digit (two setups), then the score; the cross setup has no digit: its score starts the row.
+controls = st.columns([1, 2.6], gap="medium") if setup_id in ("held-out", "one-class") else [st.container()]
 if setup_id == "held-out":
     digit = controls[0].selectbox("Held-out digit", list(range(10)), key="an_digit")
     setup = setups.held_out_setup(int(digit))
@@ -104,7 +105,7 @@ else:
 available = [k for k in SCORES if k in setup.report.scores]
 if state.get("an_score") not in available:
     state["an_score"] = available[0]
-kind = controls[1].segmented_control(
+kind = controls[-1].segmented_control(
     "Score",
     available,
     format_func=SCORES.get,
