@@ -116,10 +116,30 @@ def app_env(monkeypatch, folder: Path | None = None, user: Path | None = None) -
     _ui_load.models.clear()
 
 
+def _without_pages_directory() -> None:
+    """Run AppTests as serve.py serves the app: without Streamlit's legacy pages/ router. AppTest
+    turns it back on before every run, and then a page file named like its URL path (neighbours,
+    directions, denoising) runs without app.py's frame around it (no sidebar, no page rule)."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    init = PagesManager.__init__
+    if getattr(init, "without_pages_directory", False):
+        return
+
+    def without_pages_directory(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    without_pages_directory.without_pages_directory = True
+    PagesManager.__init__ = without_pages_directory
+
+
 def app_test(page: str | None = None, query: dict | None = None, timeout: float = 90):
-    """An AppTest of app.py opened with the link ``query``, on ``pages/<page>.py`` (else home)."""
+    """An AppTest of app.py opened with the link ``query``, on ``pages/<page>.py`` (else home),
+    with app.py's frame around every page (see :func:`_without_pages_directory`)."""
     from streamlit.testing.v1 import AppTest
 
+    _without_pages_directory()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=timeout)
     if query:
         at.query_params.update(query)

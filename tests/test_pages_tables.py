@@ -13,18 +13,6 @@ from tests.app_support import app_env, app_test, with_shipped
 
 @pytest.fixture(autouse=True)
 def with_table_model(monkeypatch, tmp_path):
-    from streamlit.runtime.pages_manager import PagesManager
-
-    # As serve.py: no legacy pages/ router. AppTest turns it back on before every run, and then a
-    # page file named like its URL path (neighbours, directions, denoising) runs without app.py's
-    # frame around it, so the frame's rule would go untested there.
-    init = PagesManager.__init__
-
-    def without_pages_directory(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", without_pages_directory)
     app_env(monkeypatch, folder=with_shipped(tmp_path / "shipped", SHIPPED_TABLE_MODEL), user=tmp_path / "user")
 
 
