@@ -144,7 +144,7 @@ if len(choices) > 1:
     )
 else:  # a small set: every image, nothing to choose
     n_points = choices[0]
-    controls[0].markdown(f"**Points**  \nall {n_points:,} {'rows' if data.features is not None else 'images'}")
+    controls[0].markdown(f"**Points**  \nall {n_points:,} {data.examples}")
 if state.get("map_points_prev") != n_points:  # a new subset numbers its points anew
     state["map_points_prev"] = n_points
     if "map_row" in state and state["map_row"] >= n_points:

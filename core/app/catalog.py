@@ -413,7 +413,7 @@ def pool(data: Dataset) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The images whose codes a page plots: the test split, or train + test when the test split
     is too small to show structure (Olivetti holds out 40 faces). Returns (x, y, description)."""
     # Offline the training split is another set (LFW crops for the faces): never mix it in.
-    noun = "rows" if data.features is not None else "images"
+    noun = data.examples
     if len(data.test_x) >= MIN_POOL or len(data.train_x) == 0 or data.fell_back_from:
         return data.test_x, data.test_y, f"{len(data.test_x):,} test {noun}"
     x = np.concatenate([data.test_x, data.train_x])

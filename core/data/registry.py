@@ -187,6 +187,11 @@ class Dataset:
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
     @property
+    def examples(self) -> str:
+        """What one example is called on a page: "rows" of a table, else "images"."""
+        return "rows" if self.features is not None else "images"
+
+    @property
     def num_classes(self) -> int:
         return len(self.class_names) if self.class_names else 0
 

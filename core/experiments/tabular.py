@@ -26,7 +26,7 @@ import torch
 from core.data.registry import table_dataset
 from core.data.tables import TableSplit
 from core.experiments.anomaly import RocCurve, anomaly_scores, auroc, roc
-from core.models.config import ModelConfig
+from core.models.config import REAL_VALUED, ModelConfig
 from core.models.networks import AutoEncoder
 from core.training.train import Callback, History, TrainConfig, train_model
 
@@ -50,7 +50,7 @@ def table_model_config(n_features: int, kind: str = "vae") -> ModelConfig:
         image_shape=(1, 1, n_features),
         latent_dim=int(min(8, max(2, n_features // 4))),
         hidden=(width, width // 2),
-        likelihood="gaussian-real",
+        likelihood=REAL_VALUED,
     )
 
 

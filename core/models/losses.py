@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.models.config import REAL_VALUED
+
 LOSS_FORMS = ("standard", "convex", "convex-mse")
 CONVEX_FORMS = ("convex", "convex-mse")  # (1-β)·recon + β·KL: need 0 ≤ β ≤ 1
 
@@ -43,7 +45,7 @@ def gaussian_kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 def decoder_mean(logits: torch.Tensor, likelihood: str) -> torch.Tensor:
     """The decoder's mean from its output: sigmoid(logits), an image in [0, 1]; for a real-valued
     likelihood ("gaussian-real", standardised table features) the output itself."""
-    return logits if likelihood == "gaussian-real" else torch.sigmoid(logits)
+    return logits if likelihood == REAL_VALUED else torch.sigmoid(logits)
 
 
 def reconstruction_nll(
@@ -66,7 +68,7 @@ def reconstruction_nll(
     if likelihood == "bernoulli":
         nll = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         return nll.flatten(1).sum(1)
-    if likelihood in ("gaussian", "gaussian-real"):
+    if likelihood in ("gaussian", REAL_VALUED):
         if log_sigma is None:
             log_sigma = torch.zeros((), device=logits.device)
         # log_sigma: one σ () or one per value (C, H, W), broadcast over the batch

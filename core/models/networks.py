@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.models import losses
-from core.models.config import ModelConfig
+from core.models.config import REAL_VALUED, ModelConfig
 
 # Keys match core.models.config.ACTIVATION_NAMES, which validates them without torch.
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
@@ -167,12 +167,12 @@ class AutoEncoder(nn.Module):
         self.to_mu = nn.Linear(self.encoder.out_dim, config.latent_dim)
         if config.is_variational:
             self.to_logvar = nn.Linear(self.encoder.out_dim, config.latent_dim)
-        if config.likelihood in ("gaussian", "gaussian-real"):
+        if config.likelihood in ("gaussian", REAL_VALUED):
             # One learned log σ for all pixels (σ-VAE, Rybkin et al. 2021): the decoder is
             # calibrated, so the reconstruction term is a real NLL in nats. It starts at 0.1 of
             # an image's [0, 1] range. Standardised table features get one σ each, starting at
             # their own spread (1): features differ in how well they can be predicted.
-            if config.likelihood == "gaussian-real":  # a σ per feature, each starting at 1
+            if config.likelihood == REAL_VALUED:  # a σ per feature, each starting at 1
                 self.log_sigma = nn.Parameter(torch.zeros(config.image_shape))
             else:
                 self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
