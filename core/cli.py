@@ -40,8 +40,11 @@ from core.training.train import TrainConfig, TrainingDiverged, train_model
 
 def _dataset_name(text: str) -> str:
     """A registered data set, or your own images as ``folder:PATH`` / ``npz:PATH``."""
-    if text in data_mod.dataset_names() or data_mod.is_user_data(text):
+    if text in data_mod.dataset_names():
         return text
+    if data_mod.is_user_data(text):  # absolute, so a model that records it finds it from anywhere
+        kind, path = text.split(":", 1)
+        return f"{kind}:{Path(path).expanduser().resolve()}"
     raise argparse.ArgumentTypeError(
         f"unknown data set {text!r}: choose one of {', '.join(data_mod.dataset_names())}, or folder:PATH / npz:PATH"
     )
@@ -274,7 +277,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     check_free(user_dir(), name)
     data_name = args.dataset or spec.dataset
     ds = None
-    if data_name in data_mod.REGISTRY:
+    if data_mod.is_user_data(data_name or ""):  # your images, read at the model's shape
+        ds = data_mod.load_user_data(data_name, spec.image_shape)
+        print(f"measuring on {ds.describe()}", file=sys.stderr)
+    elif data_name in data_mod.REGISTRY:
         ds = load_dataset(data_name, args.data_dir, download=not args.no_download)
         print(f"measuring on {ds.describe()}", file=sys.stderr)
     dest = import_folder(args.folder, user_dir(), name=name, dataset=ds)

@@ -44,7 +44,8 @@ def your_images_upload(key: str) -> Dataset | None:
         "Your images: a .zip of PNG/JPEG files (optionally one folder per class) or an .npz with x (and y)",
         type=["zip", "npz"],
         key=key,
-        help="Converted to grayscale and resized to one size (at most 64×64); 80% train, 20% test. Up to "
+        help="Colour stays colour (grey images join a colour set as RGB); resized to one size (the most common, at "
+        "most 128×128); 80% train, 20% test. Up to "
         f"{IMAGES_UPLOAD_MB} MB.",
         max_upload_size=IMAGES_UPLOAD_MB,
     )
@@ -135,13 +136,15 @@ def uploaded_input(
     if file is None:
         return None
     digit = catalog.is_digits(cur.entry) if digit is None else digit
+    shape = tuple(shape or cur.model.image_shape)
     try:
-        img = open_image(file.getvalue(), file.name)
-        x = to_model_input(img, tuple(shape or cur.model.image_shape), digit=digit)
+        img = open_image(file.getvalue(), file.name, mode="RGB" if shape[0] == 3 else "L")
+        x = to_model_input(img, shape, digit=digit)
     except ImageError as exc:
         st.error(f"This file cannot be used: {exc}")
         return None
-    return np.asarray(img), x[0]
+    shown = np.asarray(img)  # (H, W) grey or (H, W, 3) colour, as the file was read
+    return (shown if shown.ndim == 2 else np.moveaxis(shown, -1, 0)), x[0]
 
 
 def can_draw(cur: Current, digits: bool | None = None) -> bool:

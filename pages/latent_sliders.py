@@ -118,7 +118,7 @@ with top[1]:
             base = encode_codes(cur.model, start_img[None], y).mu[0]
     elif start == "upload":
         if not catalog.is_digits(cur.entry):
-            st.caption("Upload any face photo: it is converted to grayscale, cropped and resized to the model's input.")
+            st.caption("Upload any photo: it is cropped and resized to the model's input (made grey for a grey model).")
         elif "draw" not in STARTS:
             st.caption(
                 "To start from a drawing, draw a digit on paper or in any paint program and upload a photo of it "

@@ -26,10 +26,11 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
 state_ui.intro(
     "Your own image",
     """
-Upload a photo of a handwritten digit or a face: it is turned into the model's kind of input
-(grayscale, size, for digits the MNIST recipe of white ink centred in a 20×20 box), encoded, and
-decoded again. The idea: the model only knows its training data, so it rebuilds your image as the
-nearest thing it has learned, and the result shows what its code space can represent.
+Upload a photo of a handwritten digit, a face or whatever the model was trained on: it is turned into
+the model's kind of input (grey or colour, size, for digits the MNIST recipe of white ink centred in a
+20×20 box), encoded, and decoded again. The idea: the model only knows its training data, so it
+rebuilds your image as the nearest thing it has learned, and the result shows what its code space
+can represent.
 """,
 )
 
@@ -39,7 +40,8 @@ st.caption(
     "Digits: any photo or scan of one digit, dark ink on light paper or light on dark; it is cropped "
     "to the ink, fitted into 20×20 and centred by its centre of mass, as in MNIST."
     if digits
-    else "Faces: the photo is converted to grayscale, centre-cropped to the model's aspect ratio and resized."
+    else "Your photo is centre-cropped to the model's aspect ratio and resized"
+    + (" (colour kept)." if cur.model.image_shape[0] == 3 else ", and made grey.")
 )
 INPUTS = {"upload": "Upload a file"} | ({"draw": "Draw"} if inputs.can_draw(cur) else {})
 if state_ui.first_visit(PAGE["url_path"]):
@@ -74,7 +76,12 @@ if up is None:
 
 original, x = up
 # What the model's data set holds, in words: (the pictures, one of them).
-KINDS = {"digits": ("handwritten digits", "digit"), "faces": ("faces", "face"), "fashion": ("clothes", "garment")}
+KINDS = {
+    "digits": ("handwritten digits", "digit"),
+    "faces": ("faces", "face"),
+    "fashion": ("clothes", "garment"),
+    "sprites": ("coloured shapes", "sprite"),
+}
 
 
 @st.cache_resource(max_entries=8, show_spinner="Measuring the model's test images…")
@@ -114,7 +121,10 @@ recon = reconstruct(cur.model, x[None], labels)[0]
 target = 260
 cols = st.columns(3)
 with cols[0]:
-    caption = f"your {'drawing' if source == 'draw' else 'file'} ({original.shape[1]}×{original.shape[0]}, grayscale)"
+    h, w = original.shape[-2:]
+    caption = (
+        f"your {'drawing' if source == 'draw' else 'file'} ({w}×{h}, {'colour' if original.ndim == 3 else 'grey'})"
+    )
     charts.image(
         original, caption, file_name="original.png", key="yi_orig_png", target=min(max(original.shape), target)
     )

@@ -21,13 +21,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from core.cli import main
+from core.data.registry import fit_images
 from core.experiments import anomaly
 from core.formats.checkpoints import load_checkpoint
 from core.formats.export import (
     ExportError,
     export_checkpoint,
     export_model,
-    fit_images,
     import_files,
     import_folder,
     model_card,

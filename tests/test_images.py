@@ -118,3 +118,42 @@ def test_colour_images_and_colour_grids_become_pngs():
     assert grid.shape[-1] == 3
     png = Image.open(io.BytesIO(to_png(grid, scale=2)))
     assert png.mode == "RGB" and png.size == (grid.shape[1] * 2, grid.shape[0] * 2)
+
+
+def test_colour_is_kept_when_asked_for():
+    red = Image.new("RGB", (40, 30), (255, 0, 0))
+    assert open_image(_png(red)).mode == "L"  # the default is still grayscale
+    img = open_image(_png(red), mode="RGB")
+    assert img.mode == "RGB" and img.getpixel((0, 0)) == (255, 0, 0)
+    x = to_model_input(img, (3, 16, 16), digit=False)  # centre-cropped to square, resized
+    assert x.shape == (1, 3, 16, 16) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0].mean(axis=(1, 2)), [1, 0, 0], atol=1e-6)
+    grey = to_model_input(open_image(_png(Image.new("L", (20, 20), 51))), (3, 8, 8), digit=False)
+    np.testing.assert_allclose(grey, 0.2, atol=1e-6)  # grey repeated to three channels
+    digit = to_model_input(open_image(_png(_drawn_digit()), mode="RGB"), (3, 28, 28), digit=True)
+    assert digit.shape == (1, 3, 28, 28) and np.array_equal(digit[0, 0], digit[0, 2])
+    with pytest.raises(ImageError, match="4 channels"):
+        to_model_input(img, (4, 16, 16), digit=False)
+
+
+@pytest.mark.parametrize(
+    ("img", "expected"),
+    [
+        (Image.new("RGB", (16, 16), (0, 0, 255)).convert("CMYK"), (0, 0, 255)),  # CMYK JPEG: not inverted
+        (Image.new("RGBA", (16, 16), (255, 0, 0, 0)), (255, 255, 255)),  # transparent: white
+        (Image.new("LA", (16, 16), (0, 0)), (255, 255, 255)),
+    ],
+)
+def test_modes_decode_to_rgb(img, expected):
+    fmt = "JPEG" if img.mode == "CMYK" else "PNG"
+    out = open_image(_png(img, fmt, **({"quality": 95} if fmt == "JPEG" else {})), mode="RGB")
+    assert out.mode == "RGB"
+    assert np.abs(np.asarray(out, dtype=int)[8, 8] - expected).max() <= 8
+
+
+def test_sixteen_bit_is_scaled_from_its_full_range():
+    img = Image.fromarray(np.array([[0, 65535], [13107, 13107]], np.uint16))  # 13107 = 0.2 of 65535
+    out = np.asarray(open_image(_png(img)))
+    assert out.tolist() == [[0, 255], [51, 51]]
+    low = Image.fromarray(np.full((4, 4), 257, np.uint16))  # a dark 16-bit image is not stretched to white
+    assert np.asarray(open_image(_png(low))).max() == 1

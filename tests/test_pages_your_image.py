@@ -58,7 +58,7 @@ def test_bad_files_get_a_message_not_a_traceback(name, data, message):
 
 def test_faces_are_resized_without_the_digit_recipe():
     at = app_test("your_image", query={"model": "faces-vae-mlp-z3"})
-    assert any("Faces" in c.value for c in at.caption)
+    assert any("centre-cropped to the model" in c.value and "made grey" in c.value for c in at.caption)
     upload(at, "face.png", digit_png("0", size=90))
     assert "the model's input (25×25)" in [c for img in at.image for c in img.captions][1]
 

@@ -82,18 +82,18 @@ def test_resized_to_the_callers_target(class_folder):
     assert ds.image_shape == (1, 28, 28)
     assert "resized from 32×32 to 28×28" in ds.source_note
     assert load_user_data(f"folder:{class_folder}", target_shape=(20, 24)).image_shape == (1, 20, 24)
-    with pytest.raises(DataError, match="1 channel"):
-        load_user_data(f"folder:{class_folder}", target_shape=(3, 28, 28))
+    assert load_user_data(f"folder:{class_folder}", target_shape=(3, 28, 28)).image_shape == (3, 28, 28)
+    with pytest.raises(DataError, match=r"1 channel \(grey\) or 3 \(RGB\)"):
+        load_user_data(f"folder:{class_folder}", target_shape=(4, 28, 28))
 
 
-def test_a_flat_folder_is_unlabelled_and_colour_becomes_gray(tmp_path):
+def test_a_flat_folder_is_unlabelled_and_keeps_its_colour(tmp_path):
     for i in range(4):
         _write(tmp_path / f"IMG_{i}.JPG", _jpeg(_image(16, 16, seed=i, rgb=True)))
     ds = load_dataset(f"folder:{tmp_path}")
     assert ds.train_y is None and ds.test_y is None and ds.class_names is None
-    assert ds.image_shape == (1, 16, 16) and len(ds.test_x) == 1 and len(ds.train_x) == 3
-    assert "4 unlabelled images" in ds.source_note
-    assert "all colour images converted to grayscale" in ds.source_note
+    assert ds.image_shape == (3, 16, 16) and len(ds.test_x) == 1 and len(ds.train_x) == 3
+    assert "4 unlabelled images, colour (RGB)" in ds.source_note
 
 
 def _jpeg(arr: np.ndarray) -> bytes:
@@ -119,12 +119,12 @@ def _bmp(arr: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def test_large_images_default_to_at_most_64(tmp_path):
+def test_large_images_default_to_at_most_128(tmp_path):
     for i in range(2):
-        _write(tmp_path / f"{i}.png", _png(_image(100, 200, seed=i)))
+        _write(tmp_path / f"{i}.png", _png(_image(150, 300, seed=i)))
     images = user_data.read_folder(tmp_path)
-    assert images.x.shape == (2, 1, 32, 64)
-    assert "resized from 200×100 to 64×32" in images.note
+    assert images.x.shape == (2, 1, 64, 128)
+    assert "resized from 300×150 to 128×64 (at most 128×128 unless a model asks)" in images.note
 
 
 def test_bad_files_are_listed_and_skipped(tmp_path):
@@ -215,15 +215,18 @@ def test_npz_layouts_and_dtypes(tmp_path, shape, dtype, scale):
     rng = np.random.default_rng(0)
     x = (rng.random(shape) * scale).astype(dtype)
     ds = load_dataset(f"npz:{_npz(tmp_path / 'd.npz', x=x)}")
-    assert ds.image_shape == (1, 28, 28) and len(ds.train_x) == 8 and len(ds.test_x) == 2
+    channels = 3 if 3 in shape or 4 in shape else 1  # RGB(A) stays colour
+    assert ds.image_shape == (channels, 28, 28) and len(ds.train_x) == 8 and len(ds.test_x) == 2
     assert ds.train_x.dtype == np.float32 and ds.train_x.min() >= 0 and ds.train_x.max() <= 1
     assert ds.train_x.max() > 0.9, "scaled to [0, 1], not left at 1/255"
     if len(shape) == 3:  # plain gray uint8: the pixels survive exactly
         np.testing.assert_allclose(np.concatenate([ds.train_x, ds.test_x]).sum(), x.sum() / 255, rtol=1e-5)
     if dtype == np.float64:
         assert "read as 0-255" in ds.source_note
-    if 3 in shape or 4 in shape:
-        assert "converted to grayscale" in ds.source_note
+    if channels == 3:
+        assert "colour (RGB)" in ds.source_note
+    if 4 in shape:
+        assert "10 images with transparency composited on white" in ds.source_note
 
 
 def test_npz_labels_and_resize(tmp_path):

