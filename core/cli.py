@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--arch", default="conv", choices=ARCHS)
     t.add_argument("--latent", type=int, default=16)
-    t.add_argument("--likelihood", default="bernoulli", choices=LIKELIHOODS)
+    t.add_argument(
+        "--likelihood", default="", choices=("", *LIKELIHOODS), help="default: bernoulli for grey, gaussian for colour"
+    )
     t.add_argument("--hidden", type=int, nargs="+", default=[400], help="MLP hidden widths")
     t.add_argument("--channels", type=int, nargs="+", default=None, help="conv channels per stage")
     t.add_argument("--fc", type=int, default=256, help="conv dense width")

@@ -99,3 +99,31 @@ def test_config_round_trips_through_dict():
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown model config keys"):
         ModelConfig.from_dict({**cfg.to_dict(), "dropout": 0.5})
+
+
+def test_colour_images_get_a_gaussian_with_a_fixed_sigma_and_never_a_bernoulli():
+    colour = ModelConfig(image_shape=(3, 32, 32))
+    assert (colour.likelihood, colour.sigma) == ("gaussian", 0.1)
+    model = build_model(colour)
+    assert "log_sigma" in model.state_dict() and not any("sigma" in n for n, _ in model.named_parameters())
+    assert torch.exp(model.log_sigma).item() == pytest.approx(0.1)
+    grey = ModelConfig(image_shape=(1, 28, 28))
+    assert (grey.likelihood, grey.sigma) == ("bernoulli", 0.0)
+    faces = build_model(ModelConfig(image_shape=(1, 28, 20), likelihood="gaussian"))
+    assert any(n == "log_sigma" for n, _ in faces.named_parameters()), "grey Gaussian models learn their σ"
+    with pytest.raises(ConfigError, match="a Bernoulli likelihood does not fit colour images"):
+        ModelConfig(image_shape=(3, 32, 32), likelihood="bernoulli")
+    with pytest.raises(ConfigError, match="σ must be a number from 0"):
+        ModelConfig(image_shape=(3, 32, 32), sigma=-1.0)
+    assert ModelConfig.from_dict(colour.to_dict()) == colour
+
+
+def test_a_colour_model_reconstructs_colour_and_its_card_has_a_psnr():
+    from core.models.evaluate import measure_card
+
+    x = torch.zeros(8, 3, 32, 32)
+    x[:, 0, 8:24, 8:24] = 1.0  # red squares
+    model = build_model(ModelConfig(arch="mlp", image_shape=(3, 32, 32), latent_dim=2, hidden=(32,))).eval()
+    card = measure_card(model, x.numpy())
+    mse = ((model(x).logits.sigmoid() - x) ** 2).mean().item()  # an untrained decoder: about 0.25 off
+    assert card["test_psnr"] == pytest.approx(-10 * torch.log10(torch.tensor(mse)).item(), abs=0.5)

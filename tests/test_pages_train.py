@@ -3,6 +3,7 @@ taken name, cancel, a diverging run, and settings out of range."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import streamlit.testing.v1.app_test as app_test_module
 import torch
@@ -305,3 +306,27 @@ def test_bad_settings_in_the_link_get_a_note_and_leave_the_url():
     assert form(at) == {"data": "mnist-5k", "kind": "vae", "arch": "mlp", "latent": 10, "beta": 1.0, "epochs": 3,
                         "lr": 0.001, "name": "mnist-5k-vae-mlp-z10"}  # fmt: skip
     assert not {k for k, v in bad.items() if at.query_params.get(k) == v}, "no bad value stays in the URL"
+
+
+def test_a_colour_set_trains_a_gaussian_model_in_colour(tmp_path):
+    """Sprites are RGB: the page trains a Gaussian-likelihood model (never a Bernoulli on colour)
+    and shows its reconstructions in colour."""
+    from core.formats.checkpoints import load_checkpoint
+    from pages import _ui_charts
+
+    at = train_page()
+    at.selectbox(key="tr_dataset").select("sprites").run()
+    assert at.text_input(key="tr_name").value == "sprites-vae-mlp-z10"
+    shown = []
+    to_png = _ui_charts.to_png
+    _ui_charts.to_png = lambda arr, scale=1: shown.append(arr) or to_png(arr, scale)
+    try:
+        finish(click_train(at, tr_epochs=1, tr_latent=4))
+    finally:
+        _ui_charts.to_png = to_png
+    (saved,) = list_checkpoints(tmp_path / "user")
+    ckpt = load_checkpoint(saved.path)
+    assert ckpt.model.config.image_shape == (3, 64, 64) and ckpt.model.config.likelihood == "gaussian"
+    assert ckpt.meta["card"]["test_psnr"] > 10
+    colour = [a for a in shown if a.ndim == 3 and a.shape[-1] == 3]
+    assert colour and max(int(np.ptp(a.astype(int), axis=-1).max()) for a in colour) > 60, "colour reconstructions"

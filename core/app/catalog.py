@@ -258,6 +258,14 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
     if card.get("test_loss") is not None:  # −ELBO, one sample, on the test images the model models
         binary = " (−ELBO on the binarized test set)" if card.get("binarized_seed") is not None else ""
         rows["Test loss"] = f"{card['test_loss']:.1f} nats{binary}"
+    if card.get("test_psnr") is not None:
+        rows["Reconstruction"] = f"{card['test_psnr']:.1f} dB PSNR (test images)"
+    if len(entry.image_shape) == 3 and entry.image_shape[0] == 3:  # why not the textbook's Bernoulli
+        rows["Likelihood"] = (
+            "Gaussian: colour values are intensities, not on/off pixels"
+            if entry.model.get("likelihood") == "gaussian"
+            else entry.model.get("likelihood", "?")
+        )
     if card.get("active_units") is not None:
         rows["Active units"] = f"{card['active_units']} of {entry.latent_dim}"
     if iw := card.get("iw_nll"):  # python -m core evaluate NAME --iw K

@@ -121,7 +121,12 @@ class ModelConfig:
     arch: str = "conv"  # "mlp" | "conv"
     image_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W)
     latent_dim: int = 16
-    likelihood: str = "bernoulli"  # "bernoulli" (BCE) | "gaussian" (MSE, learned σ) | "gaussian-real" (tables)
+    # "bernoulli" (BCE) | "gaussian" (MSE, learned σ) | "gaussian-real" (tables); "" picks by the
+    # images: Bernoulli for grey, Gaussian for colour (see COLOUR_LIKELIHOOD_WHY)
+    likelihood: str = ""
+    # gaussian: the decoder's σ (of an image's [0, 1] range), fixed when > 0, learned from 0.1 when
+    # 0; None picks by the images: fixed COLOUR_SIGMA for colour, learned for grey (faces)
+    sigma: float | None = None
     num_classes: int = 0  # for "cvae": the label is one-hot into encoder and decoder
     hidden: tuple[int, ...] = (400,)  # MLP hidden widths
     channels: tuple[int, ...] = ()  # conv channels per stride-2 stage; () picks by image size
@@ -131,6 +136,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "image_shape", tuple(int(v) for v in self.image_shape))
+        if not self.likelihood:
+            object.__setattr__(self, "likelihood", default_likelihood(self.image_shape))
+        if self.sigma is None:
+            colour = self.likelihood == "gaussian" and self.image_shape[0] == 3
+            object.__setattr__(self, "sigma", COLOUR_SIGMA if colour else 0.0)
         object.__setattr__(self, "hidden", tuple(int(v) for v in self.hidden))
         channels = tuple(int(v) for v in self.channels) or (
             default_channels(self.image_shape) if len(self.image_shape) == 3 else (32,)
@@ -151,6 +161,12 @@ class ModelConfig:
             raise ConfigError(f"latent size must be an integer from 1 to {MAX_LATENT}, got {self.latent_dim}")
         if len(self.image_shape) != 3 or min(self.image_shape) < 1 or max(self.image_shape) > 512:
             raise ConfigError(f"image shape must be (C, H, W) with sides 1..512, got {self.image_shape}")
+        if not (isinstance(self.sigma, int | float) and 0 <= self.sigma <= 1):
+            raise ConfigError(f"σ must be a number from 0 (learned) to 1, got {self.sigma!r}")
+        if self.sigma and self.likelihood != "gaussian":
+            raise ConfigError(f"a fixed σ is for the Gaussian likelihood, not {self.likelihood!r}")
+        if self.likelihood == "bernoulli" and self.image_shape[0] == 3:
+            raise ConfigError(f"a Bernoulli likelihood does not fit colour images: {COLOUR_LIKELIHOOD_WHY}")
         if self.kind == "cvae" and self.num_classes < 2:
             raise ConfigError("a conditional VAE needs num_classes >= 2 (a labelled data set)")
         if self.arch == "mlp" and (not self.hidden or min(self.hidden) < 1):
@@ -189,6 +205,22 @@ class ModelConfig:
         if unknown:
             raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**d)
+
+
+COLOUR_LIKELIHOOD_WHY = (
+    "a Bernoulli reads each value as the probability that a pixel is on, which fits ink on paper "
+    "(near 0 or 1) but not a colour, whose three channels are intensities anywhere in [0, 1]; colour "
+    "images take a Gaussian around the decoded image (likelihood 'gaussian', σ 0.1 by default)"
+)
+# Colour's default σ: fixed, so that β keeps its meaning (a learned σ shrinks until the KL term
+# hardly counts and prior samples fall off the data); 0.1 of the range weighs an error like a
+# Bernoulli does on ink, about as the β-VAE papers' binary sprites did.
+COLOUR_SIGMA = 0.1
+
+
+def default_likelihood(image_shape: tuple[int, ...]) -> str:
+    """Bernoulli for grey images (the textbook's choice for digits), Gaussian for colour."""
+    return "gaussian" if len(image_shape) == 3 and image_shape[0] == 3 else "bernoulli"
 
 
 def default_channels(image_shape: tuple[int, int, int]) -> tuple[int, ...]:

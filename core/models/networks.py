@@ -174,6 +174,8 @@ class AutoEncoder(nn.Module):
             # their own spread (1): features differ in how well they can be predicted.
             if config.likelihood == REAL_VALUED:  # a σ per feature, each starting at 1
                 self.log_sigma = nn.Parameter(torch.zeros(config.image_shape))
+            elif config.sigma:  # fixed (colour's default): β alone sets the balance with the KL
+                self.register_buffer("log_sigma", torch.tensor(math.log(config.sigma)))
             else:
                 self.log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
 
