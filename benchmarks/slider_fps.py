@@ -6,7 +6,7 @@ One app server (the shipped checkpoints), one headless Chromium (Debian's), both
 sliders page in the same run: in the browser (the default) and on the server (``?decoder=server``).
 
 1. For each model (mnist-vae-conv-z16, orl-faces-vae-conv-z32; frey-vae-conv-z12 for its 28×20
-   images), in each mode:
+   images; sprites-vae-conv-z10 for colour), in each mode:
    * input → frame painted, median and p95 (ms). In the browser: from each ``input`` event of
      a mouse drag to the animation frame that shows its image, timed in the page
      (``performance.now()``, ``requestAnimationFrame``). On the server: from a key press on a
@@ -41,7 +41,8 @@ from urllib.parse import parse_qs, urlparse
 
 from benchmarks.ui_latency import CHROMIUM, CHROMIUM_ARGS, PROBE_JS, ROOT, start_server, summary, wait_idle
 
-MODELS = ("mnist-vae-conv-z16", "orl-faces-vae-conv-z32", "frey-vae-conv-z12")  # 28×28, 64×64, 28×20
+# 28×28, 64×64, 28×20 grey; 64×64 colour
+MODELS = ("mnist-vae-conv-z16", "orl-faces-vae-conv-z32", "frey-vae-conv-z12", "sprites-vae-conv-z10")
 READY_JS = "() => (window.__latentlab?.ready || 0) > 0"
 STATS_JS = "() => ({frames: window.__latentlab.frames, distinct: window.__latentlab.distinct})"
 # In-page drivers for the load test: no round trip to Python per move.

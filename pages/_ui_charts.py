@@ -46,6 +46,25 @@ def min_short_side() -> int:
     return PRESENT_MIN if presenting() else 0
 
 
+READABLE_MIN = 128  # px: in presenter mode a tile of a strip or a secondary picture is at least this
+READABLE_ZOOM = 2  # screen pixels per image pixel, at least, for the same tiles (a 64 px image: 128 px)
+PRESENT_WIDTH = 960  # px: the main column of a 1024-px projector in presenter mode
+
+
+def readable_side(shape: tuple[int, ...]) -> int:
+    """The short side a tile or a secondary picture of images ``shape`` (…, H, W) is shown at, at
+    least, for the back of the room: in presenter mode 128 px or 2 px per image pixel, else 0."""
+    return max(READABLE_MIN, READABLE_ZOOM * max(shape[-2:])) if presenting() else 0
+
+
+def strip_columns(n: int, shape: tuple[int, ...]) -> int:
+    """Tiles per row of a strip of ``n`` images ``shape``: all of them in one row, except in
+    presenter mode, where a row holds only as many readable tiles as fit (a second row instead of
+    tiles shrunk to 77 px)."""
+    side = readable_side(shape)
+    return n if not side else max(1, min(n, PRESENT_WIDTH // (side + 4)))
+
+
 def is_faces(entry: catalog.ModelEntry) -> bool:
     """A model of faces (its images are shown a little larger than digits)."""
     spec = REGISTRY.get(entry.dataset)
@@ -60,11 +79,12 @@ def image(
     key: str,
     target: int = 280,
     download: bool = True,
+    min_short: int | None = None,
 ) -> bytes:
     """Show one image (C, H, W) / (H, W) in [0, 1] or uint8, enlarged with crisp pixels, with a
-    PNG download button under it. Returns the PNG bytes."""
+    PNG download button under it; ``min_short`` as in :func:`display_scale`. Returns the PNG bytes."""
     arr = np.asarray(img)
-    png = to_png(arr, display_scale(arr.shape, target))
+    png = to_png(arr, display_scale(arr.shape, target, min_short))
     st.image(png, caption=caption, output_format="PNG")
     if download:
         png_download(png, file_name, key)

@@ -136,8 +136,9 @@ with cols[2]:
 for entry in (ae, vae):
     path = interpolate(models[entry.key], data.test_x[row_a], data.test_x[row_b], steps, "linear")
     st.markdown(f"**{'Plain AE' if entry is ae else 'VAE'}** · {cap_a} → {cap_b}, linear in the code")
-    charts.grid_image(image_grid(path.images, nrow=steps), None, file_name=f"{entry.name}-path.png",
-                      key=f"av_path_{entry.key}", target=min(1200, 110 * steps))  # fmt: skip
+    charts.grid_image(image_grid(path.images, nrow=charts.strip_columns(steps, entry.image_shape)), None,
+                      file_name=f"{entry.name}-path.png", key=f"av_path_{entry.key}",
+                      target=min(1200, 110 * steps))  # fmt: skip
 
 st.subheader("3 · Decoding random codes z ~ N(0, I)")
 c = st.columns([1, 1, 3])

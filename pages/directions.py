@@ -233,7 +233,8 @@ def exports() -> None:
     """The walk from start − 1.5·d to start + 1.5·d as a GIF, and as an MP4 when ffmpeg is there."""
     frames = walk(cur.model, start, d.vector, WALK, y)
     scale = 5 if charts.is_faces(cur.entry) else 6
-    st.image(image_grid(frames, nrow=len(WALK)), caption="start − 1.5·d … start + 1.5·d", use_container_width=True)
+    columns = charts.strip_columns(len(WALK), cur.model.image_shape)  # 13 across, or rows of readable tiles
+    st.image(image_grid(frames, nrow=columns), caption="start − 1.5·d … start + 1.5·d", use_container_width=True)
     cols = st.columns(3)
     cols[0].download_button(
         ":material/download: GIF",

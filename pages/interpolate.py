@@ -147,7 +147,11 @@ for col, end in zip(cols, ENDS, strict=False):
     with col:
         st.subheader(f"From {end.upper()}" if end == "a" else f"To {end.upper()}")
         ends[end] = pick(end)
-        if ends[end] is not None:
+        if ends[end] is not None and state_ui.presenting():
+            # On a projector the path is the demo and must start on the first screen; the strip's
+            # first and last tiles show A and B (reconstructed), so the ends are named, not drawn.
+            st.caption(f"{ends[end][2]}: the strip's {'first' if end == 'a' else 'last'} tile")
+        elif ends[end] is not None:
             charts.image(ends[end][0], ends[end][2], file_name=f"input-{end}.png", key=f"ip_{end}_png", target=112,
                          download=False)  # fmt: skip
 with cols[2]:
@@ -185,7 +189,7 @@ for m in INTERPOLATIONS if compare else (method,):
     path = paths[m] = interpolate(cur.model, x_a, x_b, steps, m, y_a, y_b)
     st.markdown(f"**{METHODS[m]}**" + (" · first and last are the reconstructions of A and B" if m != "pixel" else ""))
     charts.grid_image(
-        image_grid(path.images, nrow=steps),
+        image_grid(path.images, nrow=charts.strip_columns(steps, cur.model.image_shape)),
         None,
         file_name=f"{name}-{m}-{steps}.png",
         key=f"ip_png_{m}",

@@ -83,3 +83,17 @@ def test_no_deploy_button_and_welcome_opens_home_without_a_pop_up(server, page):
     assert urlsplit(page.url).path == "/" and page.get_by_role("heading", name="Latent Lab").count() == 1
     assert page.get_by_test_id("stSidebar").is_visible()
     assert page.get_by_text("Deploy").count() == 0
+
+
+def test_the_interpolation_strip_is_on_the_first_screen_with_readable_tiles(server, projector):
+    """The path is the demo: in presenter mode the two ends are named, not drawn (the strip's first
+    and last tiles show them), and a long strip wraps into rows of tiles of at least 128 px."""
+    open_main(projector, f"{server}/interpolation?model=mnist-vae-mlp-z12&steps=10&present=1")
+    boxes = projector.evaluate("""[...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]
+      .map(i => { const r = i.getBoundingClientRect(); return [r.width, r.top]; })""")
+    ((shown_w, top),) = boxes
+    columns = 7  # 10 steps wrap after 7 tiles of 28×28 at 1024 px (pages/_ui_charts.strip_columns)
+    tile = shown_w / columns
+    assert tile >= 128, boxes
+    assert top + tile <= 768, f"the strip's first row is on a 768-px screen (it starts at {top:.0f} px)"
+    assert projector.get_by_text("the strip's first tile").count() == 1
