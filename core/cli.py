@@ -2,7 +2,7 @@
 
     python -m core train --dataset mnist --model vae --arch conv --latent 16 --beta 1 \\
         --epochs 20 --out checkpoints/NAME [--data-dir DIR]
-    python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR] [--iw K [--n N]]
+    python -m core evaluate checkpoints/NAME [--dataset mnist] [--data-dir DIR] [--iw K [--n N]] [--factors] [--record]
     python -m core pretrain [--data-dir DIR] [--only NAME ...] [--force]
     python -m core list [checkpoints]
     python -m core export checkpoints/NAME --onnx DIR
@@ -118,6 +118,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--iw-seed", type=int, default=0, help="seed of the importance samples")
     e.add_argument("--n", type=int, default=None, help="only the first N test images (a quick estimate)")
     e.add_argument("--record", action="store_true", help="write the measured figures into the checkpoint's card")
+    e.add_argument(
+        "--factors", action="store_true", help="disentanglement (MIG, DCI) against the known factors (sprites)"
+    )
 
 
 def _onnx_parsers(sub: argparse._SubParsersAction) -> None:
@@ -224,11 +227,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"test loss {card['test_loss']:.2f} nats  recon {card['test_recon']:.2f}  KL {card['test_kl']:.2f}  "
         f"active units {card['active_units']}/{ckpt.config.latent_dim}"
     )
+    if args.factors:
+        card["factors"] = _factor_scores(ckpt, ds)
     if args.record:
         print(f"recorded in {record_card(ckpt.path, card)}")
     if args.iw:
         _evaluate_iw(args, ckpt, binarize_fixed(x, seed) if seed is not None else x, y, card, seed is not None)
     return 0
+
+
+def _factor_scores(ckpt, ds: Dataset) -> dict:
+    """Print the codes' disentanglement against the data's known factors; returns them for the card."""
+    from core.lenses.factors import NoFactors, factor_report
+
+    try:
+        report = factor_report(ckpt.model, ds)
+    except NoFactors as exc:
+        raise ConfigError(str(exc)) from None
+    print(
+        f"MIG {report.mig:.3f}  DCI disentanglement {report.disentanglement:.3f}  completeness "
+        f"{report.completeness:.3f}  informativeness {report.informativeness:.3f} ({report.n_test:,} test codes)"
+    )
+    print("  " + ", ".join(f.label for f in report.factors()))
+    return report.to_card()
 
 
 def _evaluate_iw(args: argparse.Namespace, ckpt, x, y, card: dict, binarized: bool) -> None:

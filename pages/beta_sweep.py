@@ -27,10 +27,12 @@ from core.experiments.sweep import (
     rows_from_models,
     talk_variance,
 )
+from core.lenses.factors import FactorReport
 from core.lenses.latent import example_rows, image_grid
 from core.models.config import ConfigError
 from core.models.losses import LOSS_FORMS
 from pages import _ui_charts as charts
+from pages import _ui_factors as factors_ui
 from pages import _ui_jobs as jobs_ui
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
@@ -121,6 +123,7 @@ class Series:
     originals: np.ndarray
     note: str
     originals_label: str = "test images"
+    factors: dict[float, FactorReport] | None = None  # per β, on a data set whose factors are known
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring the β family on the test images…")
@@ -154,6 +157,7 @@ def describe_family(family: list[catalog.ModelEntry]) -> str:
 # ---------------------------------------------------------------- the sets of rows
 
 series: list[Series] = []
+data, models = None, {}  # the shown family's test data and models, by β
 if families:
     if state.get("bs_family") not in range(len(families)):
         state["bs_family"] = next((i for i, f in enumerate(families) if f[0].dataset == state.get("dataset")), 0)
@@ -178,7 +182,9 @@ if families:
             f"measured on {len(data.test_x):,} test images ({data.source_note})."
         )
         label = "shipped" if family[0].source == "shipped" else "installed"
-        series.append(Series(label, rows, images, examples(data), note, examples_label(data)))
+        reports = {catalog.beta_of(e): factors_ui.report_of(e, models[catalog.beta_of(e)], data) for e in family}
+        known = reports if all(r is not None for r in reports.values()) else None
+        series.append(Series(label, rows, images, examples(data), note, examples_label(data), known))
 elif not state.get("bs_runs"):
     st.info("No β family (VAEs that differ only in β) is installed here: run a sweep below to make one.")
 series.extend(state.get("bs_runs", []))
@@ -207,6 +213,10 @@ def table(all_series: list[Series]):
                     "test loss": r.test_loss,
                 }
             )
+            if s.factors and r.beta in s.factors:  # disentanglement against the known factors
+                f = s.factors[r.beta]
+                records[-1].update({"MIG": f.mig, "DCI disentanglement": f.disentanglement,
+                                    "DCI completeness": f.completeness})  # fmt: skip
             published = talk_variance(r.beta, r.loss_form)
             if published is not None:
                 records[-1]["the talk's variance"] = f"{published:.8g}"
@@ -227,6 +237,17 @@ COLUMNS = {
     "reconstruction": st.column_config.NumberColumn(format="%.2f", help="nats per image: lower is sharper"),
     "test loss": st.column_config.NumberColumn(
         format="%.2f", help="the negative ELBO (reconstruction + KL, i.e. β = 1), comparable across β"
+    ),
+    "MIG": st.column_config.NumberColumn(
+        format="%.2f",
+        help="Mutual information gap (Chen et al. 2018): per known factor, how much more its best code dimension "
+        "knows of it than the runner-up, over its entropy; 1 = each factor in one dimension alone",
+    ),
+    "DCI disentanglement": st.column_config.NumberColumn(
+        format="%.2f", help="Eastwood & Williams 2018: does each code dimension serve one factor? (1 = yes)"
+    ),
+    "DCI completeness": st.column_config.NumberColumn(
+        format="%.2f", help="Eastwood & Williams 2018: is each factor served by one code dimension? (1 = yes)"
     ),
     "the talk's variance": st.column_config.TextColumn(
         help="The seed talk's published mean posterior variance for this β, trained with (1−β)·MSE + β·KL"
@@ -360,6 +381,8 @@ if series:
         "Right: each step up in β gives up reconstruction to save KL, what the code tells about the image. "
         "Camera icon: save a plot as PNG."
     )
+    if shown.factors and data is not None:
+        factors_ui.show(shown.factors, models, data)
     st.subheader(f"What each β draws and reconstructs ({shown.label})")
     show_images(shown)
 

@@ -15,6 +15,7 @@ from core.data.images import to_png
 from core.lenses.latent import decode, encode_codes
 from pages import _ui_charts as charts
 from pages import _ui_decoder as decoder_ui
+from pages import _ui_factors as factors_ui
 from pages import _ui_inputs as inputs
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
@@ -51,6 +52,8 @@ variational = cur.model.is_variational
 ranges = load.code_range(cur, data)
 centre, spread, lo, hi, step = ranges.centre, ranges.spread, ranges.lo, ranges.hi, ranges.step
 order = rank.order if rank is not None else np.arange(z_dim)
+# On data whose generative factors are known, a dimension that clearly carries one is named after it.
+factor_names = factors_ui.slider_names(factors_ui.report_of(cur.entry, cur.model, data), z_dim)
 
 
 def slider_key(i: int) -> str:
@@ -81,6 +84,8 @@ STARTS = {
     "test": "Test image",
     "upload": "Upload",
 }
+if data is None:  # no test images behind it (a foreign model that names no data set of ours)
+    del STARTS["test"]
 if inputs.can_draw(cur):
     STARTS["draw"] = "Draw"
 link_now = state_ui.first_visit(PAGE["url_path"])  # the link is read once per session
@@ -97,6 +102,8 @@ if link_now:
             inputs.set_test_item("sl_item", item)
 for key, default in (("sl_start", "prior"), ("sl_seed", 0)):
     st.session_state.setdefault(key, default)
+if st.session_state["sl_start"] not in STARTS:  # a start this model cannot offer (no test images)
+    st.session_state["sl_start"] = "prior"
 top = st.columns([1.5, 1.5, 0.6], gap="large")
 with top[0]:
     start = st.segmented_control(
@@ -183,11 +190,12 @@ def randomise() -> None:
 
 
 def describe(i: int) -> str:
+    name = f"z{i} ≈ {factor_names[i]}" if factor_names[i] else f"z{i}"
     if rank is None:
-        return f"z{i}"
+        return name
     if rank.kl is not None:
-        return f"z{i} · KL {rank.kl[i]:.2f} nats"
-    return f"z{i} · spread {np.sqrt(rank.activity[i]):.2f}"
+        return f"{name} · KL {rank.kl[i]:.2f} nats"
+    return f"{name} · spread {np.sqrt(rank.activity[i]):.2f}"
 
 
 def buttons() -> None:

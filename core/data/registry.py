@@ -623,6 +623,8 @@ def _load_lfw() -> Dataset:
 
 
 SPRITES_TRAIN, SPRITES_TEST = 10_000, 1_000  # 0.5 GB of float32 colour images; generated in ~0.4 s
+# sprites.FACTOR_NAMES in the words a page uses ("scale" is what a class calls the size)
+SPRITE_FACTORS = ("shape", "hue", "size", "x", "y", "rotation")
 
 
 def _load_sprites() -> Dataset:
@@ -641,7 +643,7 @@ def _load_sprites() -> Dataset:
         location="core.data.sprites",
         train_factors=s.train_factors,
         test_factors=s.test_factors,
-        factor_names=sprites.FACTOR_NAMES,
+        factor_names=SPRITE_FACTORS,
     )
 
 
