@@ -156,3 +156,45 @@ def _hwc(a: np.ndarray) -> np.ndarray:
     elif a.shape[0] in (1, 3) and a.shape[-1] not in (1, 3):
         a = np.moveaxis(a, 0, -1)
     return a if a.dtype == np.uint8 else np.clip(a, 0, 1) * 255
+
+
+@pytest.fixture(scope="module")
+def shipped_colour(tmp_path_factory):
+    from tests.app_support import with_shipped
+
+    return with_shipped(tmp_path_factory.mktemp("shipped") / "models", "sprites-vae-conv-z10")
+
+
+@pytest.mark.parametrize("page", sorted(DRAWS_THE_MODEL))
+def test_the_shipped_colour_vae_draws_in_colour(shipped_colour, monkeypatch, page):
+    """The offline colour demo: the generated sprites and their VAE, every drawing page in colour."""
+    app_env(monkeypatch, folder=shipped_colour)
+    shown = _decoded(monkeypatch)
+    at = app_test(page, query={"model": "sprites-vae-conv-z10"})
+    assert not at.exception, (page, at.exception)
+    assert not [e.value for e in at.error], (page, [e.value for e in at.error])
+    pictures = [_hwc(a) for a in shown]
+    grey = [a for a in pictures if a.shape[:2] == (64, 64) and a.shape[-1] == 1]
+    assert pictures and len(grey) == (page == "directions"), page  # only the directions' change map is grey
+    assert max(float(np.ptp(a.astype(np.float32), axis=-1).max()) for a in pictures) > 100, page
+
+
+def test_a_colour_photo_goes_into_the_colour_model_in_colour(shipped_colour, monkeypatch):
+    """Your image: a colour upload for a colour model stays colour from the file to the reconstruction."""
+    import io
+
+    app_env(monkeypatch, folder=shipped_colour)
+    shown = _decoded(monkeypatch)
+    img = np.zeros((90, 120, 3), np.uint8)
+    img[30:60, 40:80] = (250, 200, 0)  # a yellow rectangle on black, wider than tall
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    at = app_test("your_image", query={"model": "sprites-vae-conv-z10"})
+    at.file_uploader(key="yi_upload").upload("sprite.png", buf.getvalue(), "image/png").run()
+    assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
+    assert any("120×90, colour" in c for i in at.image for c in i.captions)
+    original, model_input, *recon = [_hwc(a) for a in shown]
+    assert original.shape[-1] == 3 and model_input.shape == (64, 64, 3)
+    yellow = model_input[32, 32]  # the centre crop keeps the rectangle in the middle
+    assert yellow[0] > 200 and yellow[1] > 150 and yellow[2] < 60, yellow
+    assert recon and all(a.shape[-1] == 3 for a in recon)
