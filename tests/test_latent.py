@@ -318,3 +318,16 @@ def test_an_input_unlike_the_test_images_is_flagged_and_a_test_image_is_not(vae,
     flagged = latent.check_input(vae, photo, typical)
     assert not flagged.typical and flagged.worse_than > 0.9 and flagged.grey == 1.0
     assert any("mid-grey" in r for r in flagged.reasons) and any("brightness" in r for r in flagged.reasons)
+
+
+def test_gif_and_mp4_exports_keep_colour():
+    frames = np.zeros((3, 3, 8, 8), np.float32)
+    frames[:, 0] = 1.0  # red
+    frames[:, 2, 2:6, 2:6] = 1.0  # a magenta square
+    gif = Image.open(io.BytesIO(latent.gif_bytes(frames, scale=2))).convert("RGB")
+    assert gif.getpixel((0, 0)) == (255, 0, 0) and gif.getpixel((8, 8)) == (255, 0, 255)
+    if latent.can_write_mp4():
+        import imageio.v3 as iio
+
+        video = iio.imread(latent.mp4_bytes(frames, scale=4), extension=".mp4")
+        assert video.shape[-1] == 3 and video[0, 2, 2, 0] > 200 and video[0, 2, 2, 1] < 60
