@@ -2,7 +2,7 @@
 
     python -m benchmarks [--only NAME ...] [--data-dir DIR] [--no-readme]
 
-NAME: engine, analysis, quality, denoising, anomaly, anomaly_table, beta_sweep, iw_nll, foreign, projections,
+NAME: engine, analysis, quality, denoising, anomaly, anomaly_table, beta_sweep, factors, iw_nll, foreign, projections,
 ui_latency, offline_demos, slider_fps, load_ws, load
 (all by default).
 
@@ -45,6 +45,7 @@ BENCHMARKS = {
     "anomaly": ("One-class MNIST: the shipped one-digit AEs beside PCA", ["--data-dir", "{data}"]),
     "anomaly_table": ("Anomalies in tables: the autoencoder beside the classical detectors", []),
     "beta_sweep": ("β sweep: the page's sweep, the talk's table and the shipped family", ["--data-dir", "{data}"]),
+    "factors": ("Known factors: disentanglement of the sprites family (MIG, DCI)", []),
     "iw_nll": ("Importance-weighted NLL on binarized MNIST beside Burda et al.", ["--data-dir", "{data}"]),
     "foreign": ("Your own model: torch against its ONNX export", []),
     "projections": ("Latent map projections: PCA, UMAP and t-SNE of 10,000 codes", ["--data-dir", "{data}"]),

@@ -81,6 +81,7 @@ KINDS = {
     "faces": ("faces", "face"),
     "fashion": ("clothes", "garment"),
     "sprites": ("coloured shapes", "sprite"),
+    "objects": ("3-D scenes", "scene"),
 }
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from core import REPO_ROOT
-from core.data import sprites
+from core.data import shapes3d, sprites
 from core.data.sprites import SHAPE_NAMES
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
@@ -90,7 +90,7 @@ class DataSpec:
     name: str
     title: str
     image_shape: tuple[int, int, int]  # (C, H, W)
-    kind: str  # "digits" | "fashion" | "faces" | "sprites"
+    kind: str  # "digits" | "fashion" | "faces" | "sprites" | "objects"
     class_names: tuple[str, ...] | None
     embedded: bool = False  # ships inside a PyPI package: always offline
     fallback: str | None = None  # embedded set used when nothing else is reachable
@@ -158,6 +158,15 @@ REGISTRY: dict[str, DataSpec] = {
             SHAPE_NAMES,
             True,
             train_title="10,000 generated colour sprites (seed 0)",
+        ),
+        DataSpec(
+            "shapes3d",
+            "3-D shapes (colour, generated)",
+            (3, 64, 64),
+            "objects",
+            shapes3d.SHAPE_NAMES,
+            True,
+            train_title="10,000 generated 3-D scenes (seed 0)",
         ),
         DataSpec(
             "lfw-faces",
@@ -647,10 +656,34 @@ def _load_sprites() -> Dataset:
     )
 
 
+SHAPES3D_FACTORS = ("floor hue", "wall hue", "object hue", "size", "shape", "orientation")
+
+
+def _load_shapes3d() -> Dataset:
+    """3-D scenes drawn from code like DeepMind's 3dshapes (core.data.shapes3d): a floor, walls and
+    one object; the object's shape is the class, and every image carries its six factors."""
+    s = shapes3d.generate(SPRITES_TRAIN, SPRITES_TEST, seed=0)
+    return Dataset(
+        name="shapes3d",
+        source="embedded",
+        source_note=f"generated: {SPRITES_TRAIN:,} + {SPRITES_TEST:,} 3-D scenes, seed 0 (core.data.shapes3d)",
+        train_x=s.train_x,
+        test_x=s.test_x,
+        train_y=s.train_y,
+        test_y=s.test_y,
+        class_names=shapes3d.SHAPE_NAMES,
+        location="core.data.shapes3d",
+        train_factors=s.train_factors,
+        test_factors=s.test_factors,
+        factor_names=SHAPES3D_FACTORS,
+    )
+
+
 _EMBEDDED: dict[str, Callable[[], Dataset]] = {
     "mnist-5k": _load_mnist_5k,
     "lfw-faces": _load_lfw,
     "sprites": _load_sprites,
+    "shapes3d": _load_shapes3d,
 }
 
 
