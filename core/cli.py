@@ -1,4 +1,4 @@
-"""Command line: ``python -m core {train,evaluate,pretrain,list,export,import}``.
+"""Command line: ``python -m core {train,evaluate,pretrain,list,export,import,explore}``.
 
     python -m core train --dataset mnist --model vae --arch conv --latent 16 --beta 1 \\
         --epochs 20 --out checkpoints/NAME [--data-dir DIR]
@@ -7,6 +7,7 @@
     python -m core list [checkpoints]
     python -m core export checkpoints/NAME --onnx DIR
     python -m core import DIR [--name NAME] [--dataset mnist] [--data-dir DIR]
+    python -m core explore PATH [--images DIR] [--port N] [--check-only]
 """
 
 from __future__ import annotations
@@ -140,6 +141,14 @@ def _onnx_parsers(sub: argparse._SubParsersAction) -> None:
     )
     im.add_argument("--data-dir", default=None)
     im.add_argument("--no-download", action="store_true")
+
+    ex = sub.add_parser(
+        "explore", help="open a model where it lives (checkpoint, ONNX folder, diffusers VAE, optimum export)"
+    )
+    ex.add_argument("path", help="NAME.safetensors, a model folder, a diffusers VAE folder or an optimum export")
+    ex.add_argument("--images", default=None, help="a folder of your images: the model's data set in the app")
+    ex.add_argument("--port", type=int, default=None, help="default: a free port")
+    ex.add_argument("--check-only", action="store_true", help="check the model and the images, start nothing")
 
 
 def _model_config(args: argparse.Namespace, ds: Dataset) -> ModelConfig:
@@ -319,6 +328,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from core.app.explore import check, explore
+
+    key, what = check(args.path, args.images)  # every check first: nothing starts for a broken model
+    print(f"opening {what}" + (f" with the images in {args.images}" if args.images else ""), file=sys.stderr)
+    if args.check_only:
+        print(f"ok: {key}")
+        return 0
+    shown = explore(args.path, args.images, port=args.port)
+    print(shown.url, flush=True)
+    try:
+        shown.process.wait()
+    except KeyboardInterrupt:
+        shown.stop()
+    return 0
+
+
 COMMANDS = {
     "train": cmd_train,
     "evaluate": cmd_evaluate,
@@ -326,6 +352,7 @@ COMMANDS = {
     "list": cmd_list,
     "export": cmd_export,
     "import": cmd_import,
+    "explore": cmd_explore,
 }
 
 

@@ -106,6 +106,15 @@ def _base_code(model, data: Dataset) -> tuple[np.ndarray, str]:
 def show(reports: dict[float, FactorReport], models: dict, data: Dataset) -> None:
     """The known-factors section of the β sweep page for a family with a report per β."""
     st.subheader("Known factors: which dimension carries what")
+    st.markdown(
+        "On MNIST nobody knows the true factors of a digit, so disentangling can only be guessed at. Here "
+        f"every image comes with its factors ({', '.join(reports[min(reports)].names)}), and two scores "
+        "measure it: **MIG** (Chen et al., 2018), how much more a factor's best code dimension knows of it "
+        "than the runner-up, and **DCI** (Eastwood & Williams, 2018), whether each dimension serves one factor "
+        "and each factor one dimension. Raise β and watch the map below turn diagonal. The limit (Locatello "
+        "et al., 2019): without labels, how disentangled a code comes out depends on the random seed and the "
+        "other hyper-parameters as much as on β; one family is an illustration, not a proof."
+    )
     betas = sorted(reports)
     best = max(betas, key=lambda b: reports[b].mig)
     if st.session_state.get("bs_factor_beta") not in betas:

@@ -64,15 +64,6 @@ reconstructions with codes far from the prior, a large β pulls every posterior 
 N(0, I), so the KL falls, the posterior variance goes to 1 and the images blur. Pushed harder,
 that pressure leaves fewer dimensions in use, each for one independent factor of the images
 (the disentangling of the β-VAE; Higgins et al., 2017), paid for in detail.
-
-On MNIST nobody knows the true factors of a digit, so disentangling can only be guessed at. On the
-generated **sprites** every image comes with its factors (shape, hue, size, x, y, rotation), and two
-scores measure it: **MIG** (Chen et al., 2018), how much more a factor's best code dimension knows
-of it than the runner-up, and **DCI** (Eastwood & Williams, 2018), whether each dimension serves one
-factor and each factor one dimension. Pick the sprites family to see the factor × dimension map
-turn diagonal as β grows, and walk each factor's dimension. The limit (Locatello et al., 2019):
-without labels, how disentangled a code comes out depends on the random seed and the other
-hyper-parameters as much as on β; one family is an illustration, not a proof.
 """,
 )
 state = st.session_state

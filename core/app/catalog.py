@@ -92,7 +92,10 @@ class ModelEntry:
 
     @property
     def input_kind(self) -> str:
-        """What the model takes in (core.app.site.INPUTS): "table" for rows of a table, else "images"."""
+        """What the model takes in (core.app.site.INPUTS): "table" for rows of a table, "spatial" for
+        a latent-diffusion VAE (its code is a C × h × w map), else "images"."""
+        if self.format == "spatial":
+            return "spatial"
         return "table" if self.dataset.startswith(TABLE_PREFIX) else "images"
 
     @property
@@ -120,7 +123,8 @@ class ModelEntry:
     @property
     def mtime(self) -> float:
         """Changes when the checkpoint is rewritten, so a cache keyed on it reloads."""
-        files = list(self.path.iterdir()) if self.format == "onnx" else [self.path, self.path.with_suffix(".json")]
+        folder = self.format in ("onnx", "spatial") and self.path.is_dir()
+        files = list(self.path.iterdir()) if folder else [self.path, self.path.with_suffix(".json")]
         try:
             return max(p.stat().st_mtime for p in files)
         except (OSError, ValueError):
@@ -142,7 +146,81 @@ def list_models() -> list[ModelEntry]:
             entries.append(
                 ModelEntry(key=key, name=info.name, source=source, path=info.path, meta=info.meta, error=info.error)
             )
-    return entries + [_foreign_entry(info) for info in list_foreign(user_dir())]
+    foreign = [_foreign_entry(info) for info in list_foreign(user_dir())]
+    return entries + foreign + _spatial_entries(user_dir()) + explored_entries()
+
+
+# A latent-diffusion VAE (a diffusers AutoencoderKL folder or optimum's ONNX export) in your models'
+# folder, or a model opened with ``python -m core explore PATH [--images DIR]``, which names it here.
+EXPLORE_ENV, EXPLORE_IMAGES_ENV = "LATENTLAB_EXPLORE", "LATENTLAB_EXPLORE_IMAGES"
+EXPLORE_PREFIX = "explore:"
+
+
+def _spatial_entries(root: Path) -> list[ModelEntry]:
+    """Every subfolder of ``root`` laid out as a spatial VAE (nothing is opened: layout only)."""
+    from core.formats.spatial import SpatialModelError, spatial_layout
+
+    if not root.is_dir():
+        return []
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (folder / "model.json").is_file():
+            continue  # a foreign flat-latent model (list_foreign)
+        try:
+            layout = spatial_layout(folder)
+        except SpatialModelError:
+            continue
+        out.append(spatial_entry(folder, USER_PREFIX + folder.name, layout))
+    return out
+
+
+def spatial_entry(folder: Path, key: str, layout: str, images: str | None = None) -> ModelEntry:
+    """A spatial VAE folder as a catalog entry; ``images`` (folder:PATH) is its data set, if given."""
+    meta = {
+        "model": {"kind": "vae", "arch": layout, "latent_dim": 0},
+        "dataset": {"name": images or SPATIAL_IMAGES},
+        "title": f"{folder.name} (latent-diffusion VAE, {layout})",
+        "notes": f"A spatial-latent VAE in {folder}.",
+    }
+    return ModelEntry(key=key, name=folder.name, source="user", path=folder, meta=meta, format="spatial")
+
+
+SPATIAL_IMAGES = "shapes3d"  # a spatial VAE's images when you name none: colour scenes, offline
+
+
+def explored_entries() -> list[ModelEntry]:
+    """The model ``python -m core explore`` opened (``LATENTLAB_EXPLORE``), its images as its data
+    set (``LATENTLAB_EXPLORE_IMAGES``); none when unset. A path that cannot be read is listed broken."""
+    raw = os.environ.get(EXPLORE_ENV, "").strip()
+    if not raw:
+        return []
+    path = Path(raw).expanduser().resolve()
+    images = os.environ.get(EXPLORE_IMAGES_ENV, "").strip()
+    images = f"folder:{Path(images).expanduser().resolve()}" if images else None
+    key = EXPLORE_PREFIX + path.name.removesuffix(".safetensors").removesuffix(".json")
+    entry = _explored(path, key)
+    if images and entry.meta:  # the images you named are its data set (its card stays as measured)
+        entry = replace(entry, meta={**entry.meta, "dataset": {"name": images}})
+    return [entry]
+
+
+def _explored(path: Path, key: str) -> ModelEntry:
+    from core.formats.checkpoints import list_checkpoints
+    from core.formats.spatial import SpatialModelError, spatial_layout
+
+    if path.is_dir() and (path / "model.json").is_file():
+        info = next(i for i in list_foreign(path.parent) if i.path == path)
+        return replace(_foreign_entry(info), key=key)
+    if path.is_dir():
+        try:
+            return spatial_entry(path, key, spatial_layout(path))
+        except SpatialModelError as exc:
+            return ModelEntry(key=key, name=path.name, source="user", path=path, error=str(exc), format="spatial")
+    stem = path.with_suffix("")
+    for info in list_checkpoints(stem.parent):
+        if info.name == stem.name:
+            return ModelEntry(key=key, name=info.name, source="user", path=info.path, meta=info.meta, error=info.error)
+    return ModelEntry(key=key, name=path.name, source="user", path=path, error=f"{path}: no model there")
 
 
 YOUR_MODELS = "your-models"  # the sidebar's data set for a foreign model that names none of ours
@@ -185,6 +263,10 @@ def load_entry(entry: ModelEntry) -> LoadedModel:
         from core.formats.onnx_model import load_onnx_model
 
         return LoadedModel(entry.name, load_onnx_model(entry.path), entry.meta, entry.path)
+    if entry.format == "spatial":
+        from core.formats.spatial import open_spatial
+
+        return LoadedModel(entry.name, open_spatial(entry.path, entry.name), entry.meta, entry.path)
     from core.formats.checkpoints import load_checkpoint
 
     ckpt = load_checkpoint(entry.path)
@@ -248,6 +330,8 @@ def card_rows(entry: ModelEntry) -> dict[str, str]:
     card = entry.meta.get("card", {})
     data = entry.meta.get("dataset", {})
     rows = {"Model": entry.title, "Data": dataset_title(entry.dataset)}
+    if entry.format == "spatial":  # its latent shape depends on the image size; the page says it
+        return rows | {"Latent": "C × H/f × W/f (a spatial map)"}
     if data.get("n_train"):  # what the data set is, not where it sat on the trainer's disk
         rows["Trained on"] = trained_on(data)
     rows["Latent size"] = str(entry.latent_dim)

@@ -38,7 +38,7 @@ FIELDS = ("title", "icon", "url_path", "section", "order", "params", "tagline", 
 OPTIONAL = {"inputs": ("images",)}  # optional fields and their defaults
 # What a model takes in: images (C, H, W), or the rows of a table (core.data.tables). A page
 # serves the inputs it declares; with another model in the sidebar it says why it is off.
-INPUTS = ("images", "table")
+INPUTS = ("images", "table", "spatial")
 
 
 class PageTableError(ValueError):
@@ -135,7 +135,9 @@ def off_reason(spec: PageSpec, model_input: str, model_title: str, folder: Path 
     if model_input in spec.inputs:
         return None
     can = [s.title for s in demo_pages(folder) if model_input in s.inputs and s.section in DEMO_SECTIONS]
-    what = {"images": "images", "table": "the rows of a table"}[model_input]
+    what = {"images": "images", "table": "the rows of a table", "spatial": "images through a spatial latent"}[
+        model_input
+    ]
     return (
         f"{spec.title} shows models of {' or '.join(spec.inputs)}; {model_title} models {what}. Open "
         f"{' or '.join(can) or 'another page'}, or pick another model in the sidebar."

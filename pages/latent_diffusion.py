@@ -1,0 +1,172 @@
+"""A latent-diffusion VAE (Stable Diffusion's, FLUX's, yours): what its spatial latent keeps and loses."""
+
+import numpy as np
+import streamlit as st
+
+from core.app import catalog
+from core.data.registry import Dataset, fit_images
+from core.lenses.latent import image_grid
+from core.lenses.spatial import (
+    channel_shift,
+    interpolate_spatial,
+    latent_stats,
+    noise_robustness,
+    reconstruction,
+    scaling_check,
+)
+from pages import _ui_charts as charts
+from pages import _ui_load as load
+from pages import _ui_state as state_ui
+
+PAGE = {  # this page's row of the page table (core/app/site.py)
+    "title": "Latent-diffusion VAE",
+    "icon": ":material/blur_on:",
+    "url_path": "latent-diffusion",
+    "section": "Explore",
+    "order": 75,
+    "params": ("size", "image", "channel", "delta", "region"),
+    "tagline": "the VAE under Stable Diffusion, checked",
+    "blurb": "Reconstruction, latent channels, the scaling factor, channel shifts and noise.",
+    "inputs": ("spatial",),
+}
+N_IMAGES = 8  # images measured at once (a real SD VAE at 256² takes seconds each on a CPU)
+SIGMAS = (0.0, 0.1, 0.25, 0.5, 1.0)
+REGIONS = {"all": "everywhere", "left": "left half", "top": "top half", "centre": "centre quarter"}
+
+state_ui.intro(
+    "Latent-diffusion VAE",
+    """
+A latent-diffusion model (Stable Diffusion, SDXL, SD3, FLUX) works on a small **map of latents**
+from its VAE, C channels × H/8 × W/8, scaled by the VAE's `scaling_factor` (less its `shift_factor`)
+so that it looks like N(0, 1). The bugs are visual and silent: a wrong factor after swapping a VAE,
+colour shifts, lost fine detail, a decoder that breaks on slightly-off latents; this page shows each
+on your images.
+""",
+)
+
+cur = load.current()
+model = cur.model
+for note in model.notes:
+    st.warning(note)
+data = load.data(cur.entry.dataset, on_missing="warn")  # at its own size: the page fits it
+if data is None:
+    st.stop()
+state = st.session_state
+f = model.downsample
+sizes = [s for s in (64, 128, 256, 512) if s % f == 0] or [8 * f]
+if state_ui.first_visit(PAGE["url_path"]):  # a bookmark's settings, each checked
+    for key, name, parser, args in (
+        ("ld_size", "size", catalog.parse_choice, ([str(s) for s in sizes], "image size")),
+        ("ld_image", "image", catalog.parse_int, (0, N_IMAGES - 1, "image")),
+        ("ld_channel", "channel", catalog.parse_int, (0, model.latent_channels - 1, "channel")),
+        ("ld_delta", "delta", catalog.parse_float, (-3.0, 3.0, "δ")),
+        ("ld_region", "region", catalog.parse_choice, (list(REGIONS), "region")),
+    ):
+        value = state_ui.link_value(name, parser, *args)
+        if value is not None:
+            state[key] = int(value) if key == "ld_size" else value
+state_ui.show_link_notes()
+state.setdefault("ld_size", 128 if 128 in sizes and data.image_shape[-1] >= 96 else sizes[0])
+state.setdefault("ld_method", "linear")
+top = st.columns([1, 1, 2])
+size = top[0].selectbox("Image size", sizes, key="ld_size", help=f"Sides must be multiples of {f}")
+
+
+@st.cache_data(max_entries=8, show_spinner="Encoding and decoding the images…")
+def measured(key: str, mtime: float, data_name: str, side: int, _model, _data: Dataset):
+    rows = np.linspace(0, len(_data.test_x) - 1, min(N_IMAGES, len(_data.test_x))).round().astype(int)
+    x = fit_images(_data.test_x[rows], (3, side, side))
+    return x, reconstruction(_model, x)
+
+
+x, rec = measured(cur.key, cur.entry.mtime, data.name, size, model, data)
+shown = max(256, size)  # px on screen: small images enlarged with crisp pixels, large ones at full resolution
+state["ld_image"] = min(int(state.get("ld_image", 0)), len(x) - 1)
+which = top[1].number_input("Image", 0, len(x) - 1, key="ld_image")
+top[2].metric(
+    f"PSNR / SSIM over {len(x)} images",
+    f"{rec.mean_psnr:.1f} dB / {rec.mean_ssim:.3f}",
+    help="Peak signal-to-noise ratio (data range 1) and structural similarity of each reconstruction, averaged",
+)
+
+st.subheader("1 · Reconstruction at full resolution")
+cols = st.columns(3)
+with cols[0]:
+    charts.image(x[which], f"original, {size}×{size}", file_name="original.png", key="ld_orig", target=shown)
+with cols[1]:
+    charts.image(rec.recon[which], f"reconstruction: {rec.psnr[which]:.1f} dB, SSIM {rec.ssim[which]:.3f}",
+                 file_name="reconstruction.png", key="ld_recon", target=shown)  # fmt: skip
+with cols[2]:
+    heat = rec.diff[which] / max(float(rec.diff[which].max()), 1e-6)
+    charts.image(heat, f"|difference| (brightest {rec.diff[which].max():.3f})", file_name="difference.png",
+                 key="ld_diff", target=shown)  # fmt: skip
+crop = st.slider("Zoom: crop side (px), centred", 8, size, min(size, max(8, size // 4)), step=8, key="ld_crop")
+lo = (size - crop) // 2
+zoom = np.stack([x[which][:, lo : lo + crop, lo : lo + crop], rec.recon[which][:, lo : lo + crop, lo : lo + crop]])
+st.image(charts.to_png(image_grid(zoom, nrow=2), max(1, 256 // crop)), caption="the centre crop: original | decoded")
+
+st.subheader("2 · The latent: channels, statistics and the scaling factor")
+latents = rec.latents  # (N, C, h, w), scaled as the diffusion model sees them
+check = scaling_check(model, latents)
+(st.warning if check.warning else st.success)(check.message)
+stats = latent_stats(latents)
+chan = np.clip((latents[which] + 3) / 6, 0, 1)[:, None]  # each channel as a picture, −3…3 → black…white
+side = f"{chan.shape[-2]}×{chan.shape[-1]}"
+st.image(
+    charts.to_png(image_grid(chan, nrow=len(chan)), max(1, 96 // chan.shape[-1])),
+    caption=f"the {len(chan)} channels of image {which}'s latent ({side}), −3 black … +3 white",
+)
+st.dataframe(
+    {"channel": list(range(len(stats.mean))), "mean": stats.mean.round(3), "std": stats.std.round(3)},
+    hide_index=True,
+    key="ld_stats",
+)
+
+
+def histogram():
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_bar(x=stats.centres, y=stats.density, name="scaled latent, all channels", marker_color=charts.PALETTE[0])
+    fig.add_scatter(x=stats.centres, y=stats.normal, name="N(0, 1)", line={"color": charts.PALETTE[3]})
+    fig.update_layout(height=300, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title="values against N(0, 1)",
+                      bargap=0, legend={"orientation": "h", "y": -0.2})  # fmt: skip
+    return fig
+
+
+st.plotly_chart(histogram(), config=charts.plotly_config("latent-histogram"), key="ld_hist")
+
+st.subheader("3 · Channel sliders: what each channel carries")
+c = st.columns([1, 2, 1])
+channel = c[0].selectbox("Channel", list(range(model.latent_channels)), key="ld_channel")
+state.setdefault("ld_delta", 1.0)
+delta = c[1].slider("δ added to the channel", -3.0, 3.0, step=0.25, key="ld_delta")
+region = c[2].selectbox("Where", list(REGIONS), format_func=REGIONS.get, key="ld_region")
+h, w = latents.shape[-2:]
+mask = np.zeros((h, w), bool)
+mask[{"all": np.s_[:, :], "left": np.s_[:, : w // 2], "top": np.s_[: h // 2, :],
+      "centre": np.s_[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4]}[region]] = True  # fmt: skip
+shifted = channel_shift(model, latents[which : which + 1], channel, delta, mask)[0]
+cols = st.columns(2)
+with cols[0]:
+    charts.image(rec.recon[which], "decoded as encoded", file_name="as-encoded.png", key="ld_base", target=shown)
+with cols[1]:
+    charts.image(shifted, f"channel {channel} + {delta:g} ({REGIONS[region]})", file_name="shifted.png",
+                 key="ld_shifted", target=shown)  # fmt: skip
+
+st.subheader("4 · Interpolation: latent space against pixel space")
+method = st.segmented_control("Path", ["linear", "slerp", "pixels"], required=True, key="ld_method")
+other = (which + 1) % len(x)
+path = interpolate_spatial(model, x[which], x[other], steps=7, method=method or "linear")
+st.image(charts.to_png(image_grid(path, nrow=len(path)), max(1, 128 // size)),
+         caption=f"image {which} → image {other}, {method or 'linear'}")  # fmt: skip
+
+st.subheader("5 · Robustness: noise on the latent")
+noisy = noise_robustness(model, latents[which : which + 1], SIGMAS)
+losses = ", ".join(f"{s:g} ({p:.1f} dB)" for s, p in zip(SIGMAS, noisy.mean_psnr, strict=True))
+st.image(charts.to_png(image_grid(noisy.images[:, 0], nrow=len(SIGMAS)), max(1, 128 // size)), caption=f"σ = {losses}")
+st.caption(
+    "A diffusion model's sampler hands the decoder latents that are never exactly an encoder's: a decoder "
+    "whose picture falls apart at small σ will show artefacts in generated images."
+)
+state_ui.set_link(size=size, image=which, channel=channel, delta=delta, region=region)

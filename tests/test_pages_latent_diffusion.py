@@ -1,0 +1,81 @@
+"""The latent-diffusion VAE page through AppTest, on a tiny diffusers AutoencoderKL saved in your
+models' folder: the sidebar lists it, the page measures it on the offline colour scenes (and on
+your images when `explore` names them), the other pages say in one line why they are off, and a
+bookmark's settings come back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.app_support import app_env, app_test
+from tests.test_spatial import _tiny_vae
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("user")
+    _tiny_vae().save_pretrained(folder / "tiny-sd-vae", safe_serialization=True)
+    return folder
+
+
+def test_the_page_measures_a_diffusers_vae_on_colour_scenes(user, monkeypatch):
+    app_env(monkeypatch, user=user)
+    at = app_test("latent_diffusion", query={"model": "user:tiny-sd-vae"})
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox[1].value == "user:tiny-sd-vae"
+    assert "dB" in at.metric[0].value
+    checks = [m.value for m in (*at.success, *at.warning)]
+    assert any("scaling_factor 0.5" in m and "1/std measured on your images" in m for m in checks), checks
+    assert len(at.image) == 9, "original, reconstruction, difference, zoom, channels, two shifts, path, noise"
+
+
+def test_the_image_pages_say_why_they_are_off_for_a_spatial_vae(user, monkeypatch):
+    app_env(monkeypatch, user=user)
+    at = app_test("latent_sliders", query={"model": "user:tiny-sd-vae"})
+    assert not at.exception
+    off = " ".join(i.value for i in at.info)
+    assert "images through a spatial latent" in off and "Latent-diffusion VAE" in off
+
+
+def test_a_bookmark_restores_the_settings(user, monkeypatch):
+    app_env(monkeypatch, user=user)
+    query = {"model": "user:tiny-sd-vae", "size": "64", "image": "2", "channel": "3", "delta": "-1.5", "region": "top"}
+    at = app_test("latent_diffusion", query=query)
+    assert not at.exception, at.exception
+    got = {k: at.session_state[f"ld_{k}"] for k in ("size", "image", "channel", "delta", "region")}
+    assert got == {"size": 64, "image": 2, "channel": 3, "delta": -1.5, "region": "top"}
+    assert {k: at.query_params[k][0] if isinstance(at.query_params[k], list) else at.query_params[k]
+            for k in query} == query  # fmt: skip
+
+
+def test_explore_names_a_model_and_its_images(user, monkeypatch, tmp_path):
+    """``python -m core explore PATH --images DIR`` sets these two variables; the sidebar opens on it."""
+    images = tmp_path / "pets"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    app_env(monkeypatch, user=tmp_path / "nobody")
+    monkeypatch.setenv("LATENTLAB_EXPLORE", str(user / "tiny-sd-vae"))
+    monkeypatch.setenv("LATENTLAB_EXPLORE_IMAGES", str(images))
+    at = app_test("latent_diffusion", query={"model": "explore:tiny-sd-vae"})
+    assert not at.exception, at.exception
+    assert at.sidebar.selectbox[1].value == "explore:tiny-sd-vae"
+    assert "pets" in at.sidebar.selectbox[0].value or "pets" in str(at.sidebar.selectbox[0].options)
+
+
+def test_the_page_explains_itself_and_a_hostile_link_is_dropped_with_a_note(user, monkeypatch):
+    app_env(monkeypatch, user=user)
+    junk = "<b>x</b>" + "9" * 10_000
+    params = ("size", "image", "channel", "delta", "region")
+    at = app_test("latent_diffusion", query={"model": "user:tiny-sd-vae", **{p: junk for p in params}})
+    assert not at.exception, at.exception
+    intro = at.markdown[0].value
+    assert 2 <= intro.count(". ") + intro.strip().endswith(".") <= 3, intro
+    notes = " ".join(i.value for i in at.info)
+    assert "could not be used" in notes and "9" * 61 not in notes
+    assert not {k: v for k, v in at.query_params.items() if "9" * 61 in v or "<b>" in v}
