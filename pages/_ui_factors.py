@@ -39,6 +39,14 @@ def report_of(entry: catalog.ModelEntry, model, data: Dataset | None) -> FactorR
     return _measured(entry.key, entry.mtime, model, data)
 
 
+def sweep_reports(models: dict, data: Dataset) -> dict[float, FactorReport] | None:
+    """Per β, the factor report of a sweep's freshly trained models (None when the data know no factors)."""
+    if data.test_factors is None or not models:
+        return None
+    with st.spinner("Scoring the sweep's codes against the known factors…"):
+        return {beta: factor_report(model, data) for beta, model in models.items()}
+
+
 def slider_names(report: FactorReport | None, z_dim: int) -> list[str | None]:
     """Per code dimension, the factor it clearly carries ("x"), else None."""
     names: list[str | None] = [None] * z_dim

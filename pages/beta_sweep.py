@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import streamlit as st
@@ -124,6 +124,8 @@ class Series:
     note: str
     originals_label: str = "test images"
     factors: dict[float, FactorReport] | None = None  # per β, on a data set whose factors are known
+    models: dict = field(default_factory=dict)  # β -> model, for the factor strips
+    data: Dataset | None = None  # the test data the factors were scored on
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring the β family on the test images…")
@@ -157,7 +159,6 @@ def describe_family(family: list[catalog.ModelEntry]) -> str:
 # ---------------------------------------------------------------- the sets of rows
 
 series: list[Series] = []
-data, models = None, {}  # the shown family's test data and models, by β
 if families:
     if state.get("bs_family") not in range(len(families)):
         state["bs_family"] = next((i for i, f in enumerate(families) if f[0].dataset == state.get("dataset")), 0)
@@ -184,7 +185,7 @@ if families:
         label = "shipped" if family[0].source == "shipped" else "installed"
         reports = {catalog.beta_of(e): factors_ui.report_of(e, models[catalog.beta_of(e)], data) for e in family}
         known = reports if all(r is not None for r in reports.values()) else None
-        series.append(Series(label, rows, images, examples(data), note, examples_label(data), known))
+        series.append(Series(label, rows, images, examples(data), note, examples_label(data), known, models, data))
 elif not state.get("bs_runs"):
     st.info("No β family (VAEs that differ only in β) is installed here: run a sweep below to make one.")
 series.extend(state.get("bs_runs", []))
@@ -381,8 +382,8 @@ if series:
         "Right: each step up in β gives up reconstruction to save KL, what the code tells about the image. "
         "Camera icon: save a plot as PNG."
     )
-    if shown.factors and data is not None:
-        factors_ui.show(shown.factors, models, data)
+    if shown.factors and shown.data is not None:
+        factors_ui.show(shown.factors, shown.models, shown.data)
     st.subheader(f"What each β draws and reconstructs ({shown.label})")
     show_images(shown)
 
@@ -406,7 +407,8 @@ def add_run(result: SweepResult, data: Dataset, settings: dict) -> None:
     if result.failures:
         note += " Diverged: " + "; ".join(f"β={b:g}: {msg}" for b, msg in result.failures.items())
     if result.rows:
-        runs.append(Series(label, result.rows, images, x, note, examples_label(data)))
+        reports = factors_ui.sweep_reports(result.models, data)  # None unless the data know their factors
+        runs.append(Series(label, result.rows, images, x, note, examples_label(data), reports, result.models, data))
         state["bs_show_next"] = label  # plotted from the next run on (the control exists in this one)
     state["bs_last"] = note
 

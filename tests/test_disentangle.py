@@ -84,7 +84,7 @@ def test_random_rotations_of_it_score_low(identity_code, factors):
         d = _dci(rotated, factors)
         dis.append(d.disentanglement)
         comp.append(d.completeness)
-    assert np.mean(migs) <= 0.25 and max(migs) <= 0.4  # identity: 0.99
+    assert np.mean(migs) <= 0.2 and max(migs) <= 0.4  # identity: 0.99; a single rotation can land near an axis
     assert np.mean(dis) <= 0.4 and max(dis) <= 0.5  # identity: 0.99
     assert np.mean(comp) <= 0.4 and max(comp) <= 0.5
 

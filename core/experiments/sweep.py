@@ -604,4 +604,5 @@ def page_test_split(data: Dataset, n: int = PAGE_TEST_IMAGES) -> Dataset:
         return data
     rows = np.sort(example_rows(data.test_y, len(data.test_x), n))
     test_y = None if data.test_y is None else data.test_y[rows]
-    return replace(data, test_x=data.test_x[rows], test_y=test_y)
+    factors = None if data.test_factors is None else data.test_factors[rows]
+    return replace(data, test_x=data.test_x[rows], test_y=test_y, test_factors=factors)
