@@ -279,3 +279,17 @@ def test_noise_robustness_falls_as_sigma_grows_and_codes_pool(model, images):
     codes = lens.pooled_codes(latents)
     assert codes.shape == (3, 16)
     np.testing.assert_allclose(codes[:, 0], latents[:, 0, :8, :8].mean(axis=(1, 2)), atol=1e-6)
+
+
+def test_unknown_config_fields_and_absurd_sizes_get_a_clear_message(vae_dir, tmp_path):
+    import json
+    import shutil
+
+    odd = tmp_path / "odd-vae"
+    shutil.copytree(vae_dir, odd)
+    config = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(json.dumps({**config, "mystery_knob": 3}))
+    model = open_spatial(odd)
+    assert any("mystery_knob" in n and "ignored" in n for n in model.notes)
+    with pytest.raises(ValueError, match="4096×4096 is too large"):
+        model.latent_shape_for(4096, 4096)

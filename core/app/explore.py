@@ -14,6 +14,7 @@ and the URL that opens it is returned. Nothing is copied into your models' folde
 from __future__ import annotations
 
 import atexit
+import html
 import os
 import socket
 import subprocess
@@ -44,8 +45,18 @@ class Exploration:
             self.process.terminate()
             self.process.wait(timeout=20)
 
+    close = stop  # the name a notebook expects
+
     def __repr__(self) -> str:
         return f"Latent Lab is showing {self.what} at {self.url}"
+
+    def _repr_html_(self) -> str:
+        """In Jupyter: the app inline, with the link to open it in a tab."""
+        return (
+            f"<p>Latent Lab is showing {html.escape(self.what)}: "
+            f'<a href="{self.url}" target="_blank">{self.url}</a></p>'
+            f'<iframe src="{self.url}" width="100%" height="720" style="border:1px solid #ddd"></iframe>'
+        )
 
 
 def check(path: str | os.PathLike, images: str | os.PathLike | None = None) -> tuple[str, str]:

@@ -53,6 +53,7 @@ PICKLE_FILES = ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.ckpt", "
 ENCODER_DIR, DECODER_DIR, ONNX_FILE = "vae_encoder", "vae_decoder", "model.onnx"
 CLASS_NAME = "AutoencoderKL"
 MAX_CONFIG_BYTES = 1_000_000
+MAX_SIDE = 1024  # an image side the CPU can take: an SD VAE at 4096² needs tens of GB of activations
 BATCH = 4  # images per network call: an SD VAE at 512×512 takes about 1.5 GB of activations on the CPU
 PROBE_LATENT = 4  # the ONNX probe encodes a (1, 3, 4f, 4f) grey image
 
@@ -90,6 +91,10 @@ class SpatialModel:
     def latent_shape_for(self, height: int, width: int) -> tuple[int, int, int]:
         """(C, h, w) of the latent of an (H, W) image; ValueError unless H and W are multiples of ``downsample``."""
         f = self.downsample
+        if max(height, width) > MAX_SIDE:
+            raise ValueError(
+                f"{self.title}: {height}×{width} is too large for this machine (at most {MAX_SIDE} a side)"
+            )
         if height % f or width % f or height < f or width < f:
             raise ValueError(f"{self.title}: image sides must be multiples of {f}, got {height}×{width}")
         return (self.latent_channels, height // f, width // f)
@@ -276,6 +281,17 @@ def _weights(folder: Path) -> Path:
     raise SpatialModelError(f"{weights}: missing (a diffusers VAE folder needs its weights in safetensors)")
 
 
+def _unknown_fields(config: dict, cls, path: Path) -> list[str]:
+    """A note naming the config's fields that ``cls`` does not take (diffusers ignores them quietly)."""
+    import inspect
+
+    known = set(inspect.signature(cls.__init__).parameters)
+    unknown = sorted(k for k in config if not k.startswith("_") and k not in known and k not in ("title",))
+    if not unknown:
+        return []
+    return [f"{path}: fields {', '.join(unknown)} are not {cls.__name__}'s and were ignored (a newer or other VAE?)"]
+
+
 def load_diffusers(folder: str | os.PathLike, name: str | None = None) -> SpatialModel:
     """Open a diffusers ``AutoencoderKL`` folder offline (config.json + safetensors weights)."""
     from diffusers import AutoencoderKL
@@ -285,6 +301,7 @@ def load_diffusers(folder: str | os.PathLike, name: str | None = None) -> Spatia
     config = read_config(config_path)
     weights = _weights(folder)
     scaling, shift, notes = factors(config, config_path)
+    notes += _unknown_fields(config, AutoencoderKL, config_path)
     try:
         vae = AutoencoderKL.from_pretrained(
             str(folder), use_safetensors=True, local_files_only=True, torch_dtype=torch.float32, low_cpu_mem_usage=False
