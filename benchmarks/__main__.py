@@ -54,6 +54,7 @@ BENCHMARKS = {
     "slider_fps": ("Frame-rate sliders: decoding in the browser against the server", []),
     "load_ws": ("A classroom of concurrent sessions (websocket clients)", []),
     "load": ("A classroom of concurrent sessions (Chromium tabs on the same 2 cores)", []),
+    "load_class": ("A class of 200: replicas behind HAProxy, load and a killed replica", []),
 }
 
 

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.app.site import demo_pages
 from tests.app_support import app_env, app_test
 from tests.test_spatial import _tiny_vae
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+PAGE_INPUTS = {s.stem: s.inputs for s in demo_pages()}
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +81,48 @@ def test_the_page_explains_itself_and_a_hostile_link_is_dropped_with_a_note(user
     notes = " ".join(i.value for i in at.info)
     assert "could not be used" in notes and "9" * 61 not in notes
     assert not {k: v for k, v in at.query_params.items() if "9" * 61 in v or "<b>" in v}
+
+
+def _with_factor(source, folder, scaling: float, shift: float):
+    """A copy of the tiny VAE whose config says ``scaling_factor`` and ``shift_factor``."""
+    import json
+    import shutil
+
+    shutil.copytree(source, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "scaling_factor": scaling, "shift_factor": shift}))
+    return folder
+
+
+def test_a_wrong_scaling_factor_gets_a_visible_warning(user, monkeypatch, tmp_path):
+    """The right factors (1/std and mean of the unscaled latent on the page's images) pass; a scaling
+    factor four times too large warns and names the measured one."""
+    from core.app.catalog import load_data
+    from core.data.registry import fit_images
+    from core.formats.spatial import open_spatial
+
+    model = open_spatial(user / "tiny-sd-vae")
+    data = load_data("shapes3d")
+    rows = np.linspace(0, len(data.test_x) - 1, 8).round().astype(int)
+    raw, _ = model.encode_raw(fit_images(data.test_x[rows], (3, 64, 64)))
+    right, shift = 1.0 / float(raw.std()), float(raw.mean())
+    folder = tmp_path / "models"
+    _with_factor(user / "tiny-sd-vae", folder / "right-vae", right, shift)
+    _with_factor(user / "tiny-sd-vae", folder / "wrong-vae", 4 * right, shift)
+    app_env(monkeypatch, user=folder)
+    ok = app_test("latent_diffusion", query={"model": "user:right-vae", "size": "64"})
+    assert not ok.exception and not ok.warning and "the latent std is 1;" in ok.success[0].value
+    bad = app_test("latent_diffusion", query={"model": "user:wrong-vae", "size": "64"})
+    assert not bad.exception
+    (warning,) = [w.value for w in bad.warning if "scaling_factor" in w.value]
+    assert "the latent std is 4" in warning and f"{right:.3g}" in warning
+
+
+@pytest.mark.parametrize("page", [s.stem for s in demo_pages() if s.stem != "latent_diffusion"])
+def test_every_other_page_says_in_one_line_why_it_is_off(user, monkeypatch, page):
+    app_env(monkeypatch, user=user)
+    at = app_test(page, query={"model": "user:tiny-sd-vae"})
+    assert not at.exception, (page, at.exception)
+    if "spatial" not in (PAGE_INPUTS.get(page) or ()):
+        off = [i.value for i in at.info if "images through a spatial latent" in i.value]
+        assert len(off) == 1 and "Latent-diffusion VAE" in off[0], page
