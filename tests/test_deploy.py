@@ -347,3 +347,38 @@ def test_the_page_renders_through_haproxy_and_its_visitor_stays_on_one_replica(c
         assert classroom.watch_once() == [pinned] and dead.alive(), "the launcher restarts a dead replica"
     finally:
         ctx.close()
+
+
+@pytest.mark.browser
+def test_a_model_trained_on_a_replica_that_dies_is_listed_by_the_live_one(classroom, browser):
+    """A tab trains a small model on its replica, the replica is killed, the tab reconnects to the
+    other one, and the checkpoint is still listed there (shared storage), with no error box."""
+    from tests.browser_support import alert, settle
+
+    url = f"http://127.0.0.1:{classroom.port}"
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        page = ctx.new_page()
+        page.goto(f"{url}/train")
+        page.get_by_test_id("stMain").get_by_label("Epochs", exact=True).wait_for(timeout=90_000)
+        settle(page)
+        for label, value in (("Epochs", "1"), ("Checkpoint name", "class-vae")):
+            box = page.get_by_test_id("stMain").get_by_label(label, exact=True)
+            box.fill(value)
+            box.press("Enter")
+            settle(page)
+        page.get_by_role("button", name="Train").click()
+        alert(page, "Success", "Saved as your checkpoint").wait_for(timeout=120_000)
+        (pinned,) = [c["value"] for c in ctx.cookies() if c["name"] == "LLSERVER"]
+        next(c for c in classroom.children if c.name == pinned).stop()
+        page.goto(f"{url}/sliders?model=user:class-vae")  # the same tab, now served by the live replica
+        picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox").nth(1)
+        picker.wait_for(timeout=90_000)
+        settle(page)
+        shown = picker.inner_text() + " ".join(i.input_value() for i in picker.locator("input").all())
+        assert "class-vae (your model)" in shown
+        assert [c["value"] for c in ctx.cookies() if c["name"] == "LLSERVER"] != [pinned]
+        assert page.get_by_test_id("stException").count() == 0
+    finally:
+        ctx.close()
+        classroom.watch_once()  # the launcher brings the killed replica back for the next test
