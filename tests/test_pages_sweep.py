@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import functools
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -275,3 +276,40 @@ def test_the_charts_fit_a_projector(browser, family_server):
                 assert box["y"] - 1 <= t["y"] and t["y"] + t["height"] <= box["y"] + box["height"] + 1, (i, part)
     finally:
         ctx.close()
+
+
+SPRITES_FAMILY = ["sprites-vae-conv-z10", "sprites-vae-conv-z10-b16", "sprites-vae-conv-z10-b256"]  # β = 1, 16, 256
+
+
+def test_a_family_on_known_factors_is_scored_and_its_factors_mapped_to_dimensions(monkeypatch, tmp_path):
+    """The shipped sprites family: MIG and DCI per β in the table (from the cards), the best β's
+    factor × dimension map, and a strip per factor along its dimension."""
+    from core.lenses.factors import FactorReport
+    from tests.app_support import with_shipped
+
+    folder = with_shipped(tmp_path / "models", *SPRITES_FAMILY)
+    at = sweep_page(monkeypatch, folder)
+    df = table(at)
+    assert {"MIG", "DCI disentanglement", "DCI completeness"} <= set(df.columns)
+    cards = {}
+    for name in SPRITES_FAMILY:
+        meta = json.loads((folder / f"{name}.json").read_text())
+        cards[float(meta["train"]["beta"])] = FactorReport.from_card(meta["card"]["factors"])
+    assert list(df["MIG"].round(4)) == [round(cards[b].mig, 4) for b in sorted(cards)]
+    best = max(cards, key=lambda b: cards[b].mig)
+    assert at.select_slider(key="bs_factor_beta").value == best
+    assert at.get("plotly_chart"), "the factor × dimension heat map"
+    strips = [m for m in at.markdown if "≈" in m.value or "no single dimension" in m.value]
+    assert len(strips) == 6, "one row per factor: shape, hue, size, x, y, rotation"
+
+
+def test_a_sweep_on_the_sprites_from_the_page_ends_with_its_scores(monkeypatch):
+    at = sweep_page(monkeypatch, None)
+    at.selectbox(key="bs_dataset").select("sprites")  # in the form: sent with the button
+    job = finish(run_sweep(at, bs_betas="1, 8", bs_epochs=1, bs_latent=4), timeout=300)
+    assert job.status == jobs.DONE
+    df = table(at)
+    mine = df[df["set"] == "your sweep 1"]
+    assert mine["β"].tolist() == [1.0, 8.0] and mine["MIG"].between(0, 1).all()
+    assert mine["DCI disentanglement"].between(0, 1).all(), "every β scored against the known factors"
+    assert at.select_slider(key="bs_factor_beta").value in (1.0, 8.0)
