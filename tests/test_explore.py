@@ -77,3 +77,23 @@ def test_a_module_from_a_notebook_opens_in_the_app_with_its_images(tmp_path):
     finally:
         shown.stop()
     assert shown.process.poll() is not None, "stop() ends the server"
+
+
+def test_listing_models_with_a_spatial_vae_beside_them_stays_torch_free(sd_vae, tmp_path):
+    """The sidebar lists models on every page: a diffusers folder among yours must not pull in torch."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    user = tmp_path / "user"
+    shutil.copytree(sd_vae, user / "tiny-sd-vae")
+    code = (
+        "import sys; from core.app import catalog; keys = [e.key for e in catalog.list_models()]; "
+        "print('user:tiny-sd-vae' in keys, 'explore:tiny-sd-vae' in keys, "
+        "[m for m in ('torch', 'onnxruntime', 'diffusers') if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LATENTLAB_USER_CHECKPOINTS": str(user),
+           "LATENTLAB_EXPLORE": str(sd_vae)}  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "[]"], out

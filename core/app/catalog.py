@@ -158,7 +158,7 @@ EXPLORE_PREFIX = "explore:"
 
 def _spatial_entries(root: Path) -> list[ModelEntry]:
     """Every subfolder of ``root`` laid out as a spatial VAE (nothing is opened: layout only)."""
-    from core.formats.spatial import SpatialModelError, spatial_layout
+    from core.formats.spatial_layout import SpatialModelError, spatial_layout
 
     if not root.is_dir():
         return []
@@ -206,7 +206,7 @@ def explored_entries() -> list[ModelEntry]:
 
 def _explored(path: Path, key: str) -> ModelEntry:
     from core.formats.checkpoints import list_checkpoints
-    from core.formats.spatial import SpatialModelError, spatial_layout
+    from core.formats.spatial_layout import SpatialModelError, spatial_layout
 
     if path.is_dir() and (path / "model.json").is_file():
         info = next(i for i in list_foreign(path.parent) if i.path == path)

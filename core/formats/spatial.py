@@ -46,20 +46,22 @@ import torch
 
 from core.formats.checkpoints import CheckpointError, _check_header
 from core.formats.onnx_model import _session, _short, external_files, parse_graph
+from core.formats.spatial_layout import (
+    CONFIG_FILE,
+    DECODER_DIR,
+    ENCODER_DIR,
+    ONNX_FILE,
+    PICKLE_FILES,
+    WEIGHTS_FILE,
+    SpatialModelError,
+    spatial_layout,
+)
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
-PICKLE_FILES = ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.ckpt", "diffusion_pytorch_model.pt")
-ENCODER_DIR, DECODER_DIR, ONNX_FILE = "vae_encoder", "vae_decoder", "model.onnx"
 CLASS_NAME = "AutoencoderKL"
 MAX_CONFIG_BYTES = 1_000_000
 MAX_SIDE = 1024  # an image side the CPU can take: an SD VAE at 4096² needs tens of GB of activations
 BATCH = 4  # images per network call: an SD VAE at 512×512 takes about 1.5 GB of activations on the CPU
 PROBE_LATENT = 4  # the ONNX probe encodes a (1, 3, 4f, 4f) grey image
-
-
-class SpatialModelError(CheckpointError):
-    """A spatial-latent model folder cannot be used; the message names the file and the cause."""
 
 
 # ---------------------------------------------------------------- the model
@@ -411,23 +413,6 @@ def load_optimum_onnx(folder: str | os.PathLike, name: str | None = None, thread
 
 
 # ---------------------------------------------------------------- one entry point
-
-
-def spatial_layout(folder: str | os.PathLike) -> str:
-    """ "diffusers" or "optimum-onnx" for a model folder; SpatialModelError when it is neither."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SpatialModelError(f"{folder}: not a folder (a spatial VAE is a folder of files)")
-    if (folder / ENCODER_DIR).is_dir() or (folder / DECODER_DIR).is_dir():
-        return "optimum-onnx"
-    if (folder / CONFIG_FILE).is_file():
-        return "diffusers"
-    if (folder / "vae" / CONFIG_FILE).is_file():
-        raise SpatialModelError(f"{folder}: a whole pipeline; open its VAE, {folder / 'vae'}")
-    raise SpatialModelError(
-        f"{folder}: neither a diffusers VAE folder ({CONFIG_FILE} + {WEIGHTS_FILE}) nor an optimum ONNX export "
-        f"({ENCODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{CONFIG_FILE})"
-    )
 
 
 def open_spatial(folder: str | os.PathLike, name: str | None = None) -> SpatialModel:

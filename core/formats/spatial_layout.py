@@ -1,0 +1,36 @@
+"""Which layout a spatial-latent VAE folder has, without opening it (torch-free, like
+:mod:`core.formats.foreign`): the sidebar lists such folders on every page, and listing must not
+pay for importing torch. :mod:`core.formats.spatial` opens them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from core.formats.checkpoints import CheckpointError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
+PICKLE_FILES = ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.ckpt", "diffusion_pytorch_model.pt")
+ENCODER_DIR, DECODER_DIR, ONNX_FILE = "vae_encoder", "vae_decoder", "model.onnx"
+
+
+class SpatialModelError(CheckpointError):
+    """A spatial-latent model folder cannot be used; the message names the file and the cause."""
+
+
+def spatial_layout(folder: str | os.PathLike) -> str:
+    """ "diffusers" or "optimum-onnx" for a model folder; SpatialModelError when it is neither."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise SpatialModelError(f"{folder}: not a folder (a spatial VAE is a folder of files)")
+    if (folder / ENCODER_DIR).is_dir() or (folder / DECODER_DIR).is_dir():
+        return "optimum-onnx"
+    if (folder / CONFIG_FILE).is_file():
+        return "diffusers"
+    if (folder / "vae" / CONFIG_FILE).is_file():
+        raise SpatialModelError(f"{folder}: a whole pipeline; open its VAE, {folder / 'vae'}")
+    raise SpatialModelError(
+        f"{folder}: neither a diffusers VAE folder ({CONFIG_FILE} + {WEIGHTS_FILE}) nor an optimum ONNX export "
+        f"({ENCODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{CONFIG_FILE})"
+    )
