@@ -216,9 +216,9 @@ def _explored(path: Path, key: str) -> ModelEntry:
             return spatial_entry(path, key, spatial_layout(path))
         except SpatialModelError as exc:
             return ModelEntry(key=key, name=path.name, source="user", path=path, error=str(exc), format="spatial")
-    stem = path.with_suffix("")
-    for info in list_checkpoints(stem.parent):
-        if info.name == stem.name:
+    stem = path.name.removesuffix(".safetensors").removesuffix(".json")  # "…-b0.1" keeps its ".1"
+    for info in list_checkpoints(path.parent):
+        if info.name == stem:
             return ModelEntry(key=key, name=info.name, source="user", path=info.path, meta=info.meta, error=info.error)
     return ModelEntry(key=key, name=path.name, source="user", path=path, error=f"{path}: no model there")
 
