@@ -39,6 +39,11 @@ OPTIONAL = {"inputs": ("images",)}  # optional fields and their defaults
 # What a model takes in: images (C, H, W), or the rows of a table (core.data.tables). A page
 # serves the inputs it declares; with another model in the sidebar it says why it is off.
 INPUTS = ("images", "table", "spatial")
+INPUT_WORDS = {  # what a model of each kind takes in, in the pages' words
+    "images": "images",
+    "table": "the rows of a table",
+    "spatial": "images through a spatial latent (a latent-diffusion VAE)",
+}
 
 
 class PageTableError(ValueError):
@@ -130,15 +135,14 @@ def by_url_path(folder: Path = PAGES_DIR) -> dict[str, PageSpec]:
 
 
 def off_reason(spec: PageSpec, model_input: str, model_title: str, folder: Path = PAGES_DIR) -> str | None:
-    """Why ``spec`` cannot show the sidebar's model, of ``model_input`` ("images" or "table") and
+    """Why ``spec`` cannot show the sidebar's model, of ``model_input`` (one of INPUTS) and
     called ``model_title``, naming the demo pages that can (one line); None when it can."""
     if model_input in spec.inputs:
         return None
     can = [s.title for s in demo_pages(folder) if model_input in s.inputs and s.section in DEMO_SECTIONS]
-    what = {"images": "images", "table": "the rows of a table", "spatial": "images through a spatial latent"}[
-        model_input
-    ]
+    what = INPUT_WORDS[model_input]
+    bring = " (bring one: `python -m core explore PATH`)" if "spatial" in spec.inputs else ""
     return (
-        f"{spec.title} shows models of {' or '.join(spec.inputs)}; {model_title} models {what}. Open "
-        f"{' or '.join(can) or 'another page'}, or pick another model in the sidebar."
+        f"{spec.title} shows models of {' or '.join(INPUT_WORDS[i] for i in spec.inputs)}{bring}; {model_title} "
+        f"models {what}. Open {' or '.join(can) or 'another page'}, or pick another model in the sidebar."
     )
