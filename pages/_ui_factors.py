@@ -76,9 +76,9 @@ def heatmap(report: FactorReport, title: str):
         )
     )
     fig.update_layout(
-        height=360,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        title=title,
+        height=380,
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
+        title={"text": title, "y": 0.98, "yanchor": "top"},
         yaxis={"autorange": "reversed", "automargin": True},
         xaxis={"side": "top", "automargin": True},
     )
@@ -93,9 +93,13 @@ def factor_strips(report: FactorReport, model, data: Dataset) -> None:
     strips = traversal_grid(model, base, dims, span=SPAN, steps=STEPS) if dims else None
     row = 0
     for f in found:
-        left, right = st.columns([1, 4], vertical_alignment="center")
-        share = f"{100 * f.share:.0f}% of what the code knows of it" if f.dim is not None else ""
-        left.markdown(f"**{f.label}**" + (f"  \n{share}" if share else ""))
+        left, right = st.columns([1.4, 3], vertical_alignment="center")
+        if f.dim is None:
+            left.markdown(f"**{f.label}**")
+        elif f.clear:
+            left.markdown(f"**{f.label}** · {100 * f.share:.0f}% of it")
+        else:  # walked along its best dimension anyway: what that dimension does
+            left.markdown(f"**{f.label}** (best: z{f.dim}, {100 * f.share:.0f}% of it)")
         if f.dim is None:
             right.caption("no dimension carries it")
             continue

@@ -38,6 +38,9 @@ VIEWS = {
     "beta-sweep": ("beta-sweep?model=mnist-bvae-mlp-z20-b1", "mnist-bvae-mlp-z20-b1", None),
     "denoising": ("denoising?model=mnist-dae-conv-z128-mixed", "mnist-dae-conv-z128-mixed", None),
     "anomalies": ("anomalies?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", None),
+    "sliders-colour": ("sliders?model=sprites-vae-conv-z10&start=test", "sprites-vae-conv-z10", None),
+    "latent-map-colour": ("latent-map?model=sprites-vae-conv-z10&points=1000", "sprites-vae-conv-z10", None),
+    "beta-sweep-factors": ("beta-sweep?family=sprites-vae-conv-z10", "sprites-vae-conv-z10", "factors"),
     "train": ("train", None, None),
     "your-model": ("your-model", None, None),
 }
@@ -127,6 +130,10 @@ def main() -> int:
                     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(photo))
                     page.get_by_text("its reconstruction", exact=True).wait_for(timeout=60_000)
                     photo.unlink()
+                if action == "factors":  # the known-factors section, further down the β sweep page
+                    page.get_by_text("Known factors: which dimension carries what").scroll_into_view_if_needed()
+                    page.mouse.move(800, 400)
+                    page.mouse.wheel(0, 330)
                 settle(page)
                 broken = page.get_by_test_id("stException").count()
                 page.screenshot(path=str(out / f"{name}.png"))
