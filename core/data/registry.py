@@ -636,47 +636,37 @@ SPRITES_TRAIN, SPRITES_TEST = 10_000, 1_000  # 0.5 GB of float32 colour images; 
 SPRITE_FACTORS = ("shape", "hue", "size", "x", "y", "rotation")
 
 
-def _load_sprites() -> Dataset:
-    """Coloured 2-D sprites drawn from code (core.data.sprites): nothing to download, no licence;
-    the shape is the class, and every image carries its six generative factors."""
-    s = sprites.generate(SPRITES_TRAIN, SPRITES_TEST, seed=0)
-    return Dataset(
-        name="sprites",
-        source="embedded",
-        source_note=f"generated: {SPRITES_TRAIN:,} + {SPRITES_TEST:,} colour sprites, seed 0 (core.data.sprites)",
-        train_x=s.train_x,
-        test_x=s.test_x,
-        train_y=s.train_y,
-        test_y=s.test_y,
-        class_names=sprites.SHAPE_NAMES,
-        location="core.data.sprites",
-        train_factors=s.train_factors,
-        test_factors=s.test_factors,
-        factor_names=SPRITE_FACTORS,
-    )
-
-
 SHAPES3D_FACTORS = ("floor hue", "wall hue", "object hue", "size", "shape", "orientation")
 
 
-def _load_shapes3d() -> Dataset:
-    """3-D scenes drawn from code like DeepMind's 3dshapes (core.data.shapes3d): a floor, walls and
-    one object; the object's shape is the class, and every image carries its six factors."""
-    s = shapes3d.generate(SPRITES_TRAIN, SPRITES_TEST, seed=0)
+def _generated(name: str, module, what: str, factor_names: tuple[str, ...]) -> Dataset:
+    """A set drawn from code (``module.generate``, seed 0): nothing to download, no licence; the
+    shape is the class, and every image carries its generative factors (``factor_names``)."""
+    s = module.generate(SPRITES_TRAIN, SPRITES_TEST, seed=0)
     return Dataset(
-        name="shapes3d",
+        name=name,
         source="embedded",
-        source_note=f"generated: {SPRITES_TRAIN:,} + {SPRITES_TEST:,} 3-D scenes, seed 0 (core.data.shapes3d)",
+        source_note=f"generated: {SPRITES_TRAIN:,} + {SPRITES_TEST:,} {what}, seed 0 ({module.__name__})",
         train_x=s.train_x,
         test_x=s.test_x,
         train_y=s.train_y,
         test_y=s.test_y,
-        class_names=shapes3d.SHAPE_NAMES,
-        location="core.data.shapes3d",
+        class_names=module.SHAPE_NAMES,
+        location=module.__name__,
         train_factors=s.train_factors,
         test_factors=s.test_factors,
-        factor_names=SHAPES3D_FACTORS,
+        factor_names=factor_names,
     )
+
+
+def _load_sprites() -> Dataset:
+    """Coloured 2-D sprites (core.data.sprites)."""
+    return _generated("sprites", sprites, "colour sprites", SPRITE_FACTORS)
+
+
+def _load_shapes3d() -> Dataset:
+    """3-D scenes like DeepMind's 3dshapes (core.data.shapes3d): a floor, walls and one object."""
+    return _generated("shapes3d", shapes3d, "3-D scenes", SHAPES3D_FACTORS)
 
 
 _EMBEDDED: dict[str, Callable[[], Dataset]] = {

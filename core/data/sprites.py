@@ -46,9 +46,11 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
+
+from core.data.factor_grid import FactorGrid, FactorSpec
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "hue", "scale", "x", "y", "rotation")
 SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "triangle")
@@ -56,30 +58,6 @@ SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "triangle")
 RADIUS = 0.2  # the circle around a sprite of scale 1, as a fraction of the frame side
 CENTRE_LOW, CENTRE_HIGH = 0.25, 0.75  # the centre's free range, as fractions of the frame side
 _BATCH = 256  # images rendered at once: a few (256, 64, 64) float32 arrays, about 4 MB each
-
-
-@dataclass(frozen=True)
-class FactorSpec:
-    """One generative factor and how :func:`sample_factors` draws it.
-
-    kind: "categorical" (an index, ``low``..``high``) or "continuous". low / high: its range.
-    values: the number of levels on the sampling grid. circular: ``high`` is the same as ``low``
-    (hue, rotation), so the levels are ``low + k (high - low) / values`` and ``high`` is never
-    drawn; otherwise the levels run evenly from ``low`` to ``high``, both included.
-    """
-
-    name: str
-    kind: str
-    low: float
-    high: float
-    values: int
-    circular: bool = field(default=False)
-
-    def levels(self) -> np.ndarray:
-        """The grid's values of this factor, float64 (values,)."""
-        if self.circular:
-            return self.low + (self.high - self.low) * np.arange(self.values) / self.values
-        return np.linspace(self.low, self.high, self.values)
 
 
 FACTORS: tuple[FactorSpec, ...] = (
@@ -90,29 +68,18 @@ FACTORS: tuple[FactorSpec, ...] = (
     FactorSpec("y", "continuous", 0.0, 1.0, 16),
     FactorSpec("rotation", "continuous", 0.0, math.pi / 2, 10, circular=True),
 )
-_SIZES = tuple(f.values for f in FACTORS)
-GRID_SIZE = math.prod(_SIZES)  # 276,480 distinct images
+GRID = FactorGrid(FACTORS)
+GRID_SIZE = GRID.size  # 276,480 distinct images
 
 
 def from_levels(levels: np.ndarray) -> np.ndarray:
     """Grid levels (N, 6) int -> factors (N, 6) float64, ready for :func:`render`."""
-    levels = np.asarray(levels)
-    if levels.ndim != 2 or levels.shape[1] != len(FACTORS):
-        raise ValueError(f"levels must be (N, {len(FACTORS)}), got {levels.shape}")
-    if np.any(levels < 0) or np.any(levels >= np.array(_SIZES)):
-        raise ValueError(f"levels out of range: each column k runs from 0 to {[s - 1 for s in _SIZES]}[k]")
-    return np.stack([spec.levels()[levels[:, k]] for k, spec in enumerate(FACTORS)], axis=1)
+    return GRID.from_levels(levels)
 
 
 def to_levels(factors: np.ndarray) -> np.ndarray:
     """Factors (N, 6) -> the nearest grid level of each, (N, 6) int64: discrete labels for scores."""
-    factors = _checked(factors)
-    out = np.empty(factors.shape, dtype=np.int64)
-    for k, spec in enumerate(FACTORS):
-        step = (spec.high - spec.low) / (spec.values if spec.circular else spec.values - 1)
-        index = np.rint((factors[:, k] - spec.low) / step).astype(np.int64)
-        out[:, k] = index % spec.values if spec.circular else np.clip(index, 0, spec.values - 1)
-    return out
+    return GRID.nearest_levels(_checked(factors))
 
 
 def sample_factors(n: int, seed: int) -> np.ndarray:
@@ -120,7 +87,7 @@ def sample_factors(n: int, seed: int) -> np.ndarray:
 
     The first ``n`` cells of that seed's permutation of the grid, so a smaller ``n`` gives a prefix.
     """
-    return from_levels(_unravel(_permutation(seed)[: _count(n, "n")]))
+    return GRID.sample(n, seed)
 
 
 def render(factors: np.ndarray, size: int = 64, colour: bool = True) -> np.ndarray:
@@ -176,16 +143,16 @@ def generate(
     Cached per process: the same arguments give the same read-only arrays without rendering again.
     At the defaults the images take about 1.1 GB (float32, colour).
     """
-    return _generate(_count(n_train, "n_train"), _count(n_test, "n_test", low=0), int(seed), int(size), bool(colour))
+    return _generate(
+        GRID.count(n_train, "n_train"), GRID.count(n_test, "n_test", low=0), int(seed), int(size), bool(colour)
+    )
 
 
 @functools.lru_cache(maxsize=1)  # one set of 20k colour images is ~1 GB of float32
 def _generate(n_train: int, n_test: int, seed: int, size: int, colour: bool) -> SpriteSet:
     if n_train + n_test > GRID_SIZE:
         raise ValueError(f"n_train + n_test must be at most {GRID_SIZE:,} (the grid's size)")
-    order = _permutation(seed)
-    train_factors = from_levels(_unravel(order[:n_train]))
-    test_factors = from_levels(_unravel(order[GRID_SIZE - n_test :]))
+    train_factors, test_factors = GRID.split(n_train, n_test, seed)
     arrays = (
         render(train_factors, size, colour),
         train_factors,
@@ -198,20 +165,6 @@ def _generate(n_train: int, n_test: int, seed: int, size: int, colour: bool) -> 
 
 
 # --- inside ---------------------------------------------------------------------------------------
-
-
-def _count(n: int, name: str, low: int = 1) -> int:
-    if int(n) != n or not low <= n <= GRID_SIZE:
-        raise ValueError(f"{name} must be an integer from {low} to {GRID_SIZE:,}, got {n}")
-    return int(n)
-
-
-def _permutation(seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(GRID_SIZE)
-
-
-def _unravel(cells: np.ndarray) -> np.ndarray:
-    return np.stack(np.unravel_index(cells, _SIZES), axis=1)
 
 
 def _checked(factors: np.ndarray) -> np.ndarray:
