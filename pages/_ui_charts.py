@@ -166,17 +166,19 @@ def scatter(
     group: list[int] | None = None,
     height: int = 520,
     title: str | None = None,
+    colour_by: tuple[str, np.ndarray] | None = None,
 ):
     """A plotly scatter of 2-D points (N, 2), one trace per class (point i carries i in
-    custom_data), or one trace coloured by row for unlabelled data or many classes; ``group``:
-    rows ringed in black (a lasso selection), ``highlight``: a row starred."""
+    custom_data), or one trace coloured by row for unlabelled data or many classes, or by
+    ``colour_by`` = (name, values (N,)); ``group``: rows ringed in black (a lasso selection),
+    ``highlight``: a row starred."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    if labels is not None and names is not None and len(names) <= len(PALETTE):
+    if colour_by is None and labels is not None and names is not None and len(names) <= len(PALETTE):
         fig.add_traces(_class_traces(coords, labels, names))
     else:
-        fig.add_trace(_colour_trace(coords, labels, names))
+        fig.add_trace(_colour_trace(coords, labels, names, colour_by))
     if group:
         fig.add_trace(_rings(coords[[r for r in group if 0 <= r < len(coords)]]))
     if highlight is not None and 0 <= highlight < len(coords):
@@ -216,13 +218,22 @@ def _class_traces(coords: np.ndarray, labels: np.ndarray, names: tuple[str, ...]
     return traces
 
 
-def _colour_trace(coords: np.ndarray, labels: np.ndarray | None, names: tuple[str, ...] | None):
-    """One trace coloured by class (many classes) or by row (no labels); custom_data as above."""
+def _colour_trace(
+    coords: np.ndarray,
+    labels: np.ndarray | None,
+    names: tuple[str, ...] | None,
+    colour_by: tuple[str, np.ndarray] | None = None,
+):
+    """One trace coloured by ``colour_by``'s values, by class (many classes) or by row (no labels);
+    custom_data as above."""
     import plotly.graph_objects as go
 
     ids = np.arange(len(coords))
-    colour = labels if labels is not None else ids
+    colour = colour_by[1] if colour_by else labels if labels is not None else ids
+    bar = colour_by[0] if colour_by else "class" if labels is not None else "row"
     text = [f"#{i}" + (f" · {names[labels[i]]}" if names is not None and labels is not None else "") for i in ids]
+    if colour_by:
+        text = [f"{t} · {bar} {v:.4g}" for t, v in zip(text, colour_by[1], strict=True)]
     return go.Scattergl(
         x=coords[:, 0],
         y=coords[:, 1],
@@ -233,7 +244,7 @@ def _colour_trace(coords: np.ndarray, labels: np.ndarray | None, names: tuple[st
             "opacity": 0.8,
             "color": colour,
             "colorscale": "Viridis",
-            "colorbar": {"title": "class" if labels is not None else "row"},
+            "colorbar": {"title": bar},
         },
         customdata=np.stack([ids, text], axis=1),
         hovertemplate=HOVER,

@@ -4,13 +4,14 @@ optional Cancel button; the whole page reruns once the job has ended, so what it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import streamlit as st
 
 if TYPE_CHECKING:
-    from core.app.jobs import Job
+    from core.app.jobs import FractionProgress, Job, SharedJobs
 
+T = TypeVar("T")
 POLL_S = 0.5  # how often a page looks at a job in flight
 
 
@@ -38,3 +39,44 @@ def follow(
             st.toast(cancel_note)
 
     live()
+
+
+def computed(
+    jobs: SharedJobs[FractionProgress, T],
+    key: object,
+    begin: Callable[[], Job[FractionProgress, T]],
+    what: str,
+    *,
+    state_key: str,
+    quick_s: float = 1.0,
+    caption: str | None = None,
+) -> T:
+    """The result of ``key``'s job in ``jobs`` (started by ``begin()`` when there is none, or again
+    after a failure when the Try again button was pressed). A job that ends within ``quick_s``
+    seconds just returns; a longer one shows its progress and stops the script until it ends, and a
+    failed one its error. The session keeps the job in ``state[state_key]`` (tests wait on it)."""
+    from core.app.jobs import CANCELLED, DONE, FAILED, QUEUED, describe_error
+
+    retry = f"{state_key}_retry"
+    job = jobs.get(key)
+    if job is None or (job.status in (FAILED, CANCELLED) and st.session_state.get(retry)):
+        job = jobs.start(key, begin)
+    job.wait(quick_s)
+    if job.status == DONE:
+        return job.result
+    st.session_state[state_key] = job
+    if job.status == FAILED:
+        st.error(f"{what[:1].upper()}{what[1:]} stopped with an error: {describe_error(job.error)}")
+    elif job.status == CANCELLED:
+        st.warning(f"{what[:1].upper()}{what[1:]} was stopped.")
+    if job.done:
+        st.button("Try again", key=retry)
+        st.stop()
+
+    def progress(j: Job) -> tuple[float, str]:
+        p = j.snapshot()
+        text = "Waiting for a free core: other work is running on this server…" if j.status == QUEUED else p.text
+        return p.fraction, f"{what}: {text}"
+
+    follow(job, progress, caption_of=lambda j: caption or f"{j.elapsed:.0f} s so far; other sessions are not held up.")
+    st.stop()

@@ -4,17 +4,22 @@ import numpy as np
 import streamlit as st
 
 from core.app import catalog
-from core.data.registry import Dataset, fit_images
+from core.app.jobs import FractionProgress, SharedJobs, start_computation
+from core.data.registry import fit_images
 from core.lenses.latent import image_grid
 from core.lenses.spatial import (
+    Reconstruction,
+    SetScan,
     channel_shift,
     interpolate_spatial,
     latent_stats,
     noise_robustness,
     reconstruction,
     scaling_check,
+    scan_set,
 )
 from pages import _ui_charts as charts
+from pages import _ui_jobs as jobs_ui
 from pages import _ui_load as load
 from pages import _ui_state as state_ui
 
@@ -24,12 +29,13 @@ PAGE = {  # this page's row of the page table (core/app/site.py)
     "url_path": "latent-diffusion",
     "section": "Explore",
     "order": 75,
-    "params": ("size", "image", "channel", "delta", "region"),
+    "params": ("size", "image", "channel", "delta", "region", "row"),
     "tagline": "the VAE under Stable Diffusion, checked",
     "blurb": "Reconstruction, latent channels, the scaling factor, channel shifts and noise.",
     "inputs": ("spatial",),
 }
 N_IMAGES = 8  # images measured at once (a real SD VAE at 256² takes seconds each on a CPU)
+N_SET = 48  # images on the map of pooled codes, at the smallest size
 SIGMAS = (0.0, 0.1, 0.25, 0.5, 1.0)
 REGIONS = {"all": "everywhere", "left": "left half", "top": "top half", "centre": "centre quarter"}
 
@@ -61,6 +67,7 @@ if state_ui.first_visit(PAGE["url_path"]):  # a bookmark's settings, each checke
         ("ld_channel", "channel", catalog.parse_int, (0, model.latent_channels - 1, "channel")),
         ("ld_delta", "delta", catalog.parse_float, (-3.0, 3.0, "δ")),
         ("ld_region", "region", catalog.parse_choice, (list(REGIONS), "region")),
+        ("ld_row", "row", catalog.parse_int, (0, N_SET - 1, "image of the set")),
     ):
         value = state_ui.link_value(name, parser, *args)
         if value is not None:
@@ -72,14 +79,29 @@ top = st.columns([1, 1, 2])
 size = top[0].selectbox("Image size", sizes, key="ld_size", help=f"Sides must be multiples of {f}")
 
 
-@st.cache_data(max_entries=8, show_spinner="Encoding and decoding the images…")
-def measured(key: str, mtime: float, data_name: str, side: int, _model, _data: Dataset):
-    rows = np.linspace(0, len(_data.test_x) - 1, min(N_IMAGES, len(_data.test_x))).round().astype(int)
-    x = fit_images(_data.test_x[rows], (3, side, side))
-    return x, reconstruction(_model, x)
+@st.cache_resource
+def _jobs() -> SharedJobs[FractionProgress, Reconstruction | SetScan]:
+    """This process's encode/decode runs, one per model, data set, image size and purpose, shared by
+    every session: a 256² or 512² set takes seconds to minutes on a CPU, so it runs in the background
+    (other sessions go on) with its progress shown, and is kept for later visits."""
+    return SharedJobs()
 
 
-x, rec = measured(cur.key, cur.entry.mtime, data.name, size, model, data)
+def test_images(n: int, side: int) -> np.ndarray:
+    """n of the data set's test images, spread over it, fitted to 3 × side × side in [0, 1]."""
+    rows = np.linspace(0, len(data.test_x) - 1, min(n, len(data.test_x))).round().astype(int)
+    return fit_images(data.test_x[rows], (3, side, side))
+
+
+def in_background(purpose: str, side: int, n: int, lens, what: str):
+    """``lens(model, images, progress=...)`` on n test images at side², as a shared background job."""
+    key = (cur.key, cur.entry.mtime, data.name, side, n, purpose)
+    x = test_images(n, side)
+    begin = lambda: start_computation(lambda report: lens(model, x, progress=report), f"spatial-{purpose}")  # noqa: E731
+    return x, jobs_ui.computed(_jobs(), key, begin, what, state_key=f"ld_{purpose}_job")
+
+
+x, rec = in_background("page", size, N_IMAGES, reconstruction, f"Encoding and decoding {N_IMAGES} images at {size}²")
 shown = max(256, size)  # px on screen: small images enlarged with crisp pixels, large ones at full resolution
 state["ld_image"] = min(int(state.get("ld_image", 0)), len(x) - 1)
 which = top[1].number_input("Image", 0, len(x) - 1, key="ld_image")
@@ -169,4 +191,37 @@ st.caption(
     "A diffusion model's sampler hands the decoder latents that are never exactly an encoder's: a decoder "
     "whose picture falls apart at small σ will show artefacts in generated images."
 )
-state_ui.set_link(size=size, image=which, channel=channel, delta=delta, region=region)
+state_ui.set_link(size=size, image=which, channel=channel, delta=delta, region=region, row=state.get("ld_row", 0))
+
+st.subheader("6 · The set: a map of pooled codes, neighbours and anomalies")
+st.caption(
+    f"{N_SET} test images at {sizes[0]}×{sizes[0]}; each latent is average-pooled to 2 × 2 per channel, a short "
+    "vector per image. Neighbours are the nearest such vectors; the anomaly score is the reconstruction's mean "
+    "squared error: what the VAE cannot give back is least like what it was trained on."
+)
+xs, scan = in_background("set", sizes[0], N_SET, scan_set, f"The map of {N_SET} images at {sizes[0]}×{sizes[0]}")
+state["ld_row"] = min(int(state.get("ld_row", 0)), len(xs) - 1)
+row = st.number_input("Image of the set", 0, len(xs) - 1, key="ld_row")
+code_map = charts.scatter(
+    scan.plane,
+    None,
+    None,
+    scan.axis_labels,
+    highlight=row,
+    height=420,
+    title="pooled codes, coloured by reconstruction error",
+    colour_by=("MSE", scan.error),
+)
+st.plotly_chart(code_map, config=charts.plotly_config("pooled-code-map"), key="ld_map")
+near, dist = scan.neighbours(row, k=5)
+strip = np.concatenate([xs[row : row + 1], xs[near]])
+st.image(
+    charts.to_png(image_grid(strip, nrow=len(strip)), max(1, 96 // sizes[0])),
+    caption=f"image {row}, then its nearest by pooled code: "
+    + ", ".join(f"{r} ({d:.2f})" for r, d in zip(near, dist, strict=True)),
+)
+worst = scan.most_anomalous(5)
+st.image(
+    charts.to_png(image_grid(xs[worst], nrow=len(worst)), max(1, 96 // sizes[0])),
+    caption="the least typical: " + ", ".join(f"image {r} (MSE {scan.error[r]:.4f})" for r in worst),
+)

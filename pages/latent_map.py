@@ -2,13 +2,12 @@
 dimensions; click a point to decode it, lasso a group to decode its mean code."""
 
 import threading
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
 from core.app import catalog
-from core.app.jobs import CANCELLED, DONE, FAILED, QUEUED, Job, SharedJobs, describe_error
+from core.app.jobs import FractionProgress, SharedJobs, start_computation
 from core.lenses.directions import format_rows, parse_rows
 from core.lenses.latent import decode, image_grid, reconstruct
 from core.lenses.projection import METHODS, MapProjection, axis_count, project, warm_up
@@ -168,12 +167,6 @@ axes = pick_axes(method, codes, controls[2:])
 # ---------------------------------------------------------------- UMAP and t-SNE: background jobs
 
 
-@dataclass
-class LayoutProgress:
-    fraction: float = 0.0
-    text: str = "waiting for a free core"
-
-
 @st.cache_resource(show_spinner=False)
 def _warm_up() -> threading.Thread:
     """Once per process, when the map first opens: import UMAP and compile its numba code in the
@@ -194,58 +187,23 @@ _warm_up()
 
 
 @st.cache_resource
-def _layouts() -> SharedJobs[LayoutProgress, MapProjection]:
+def _layouts() -> SharedJobs[FractionProgress, MapProjection]:
     """UMAP and t-SNE maps of this process, one job per model, data set, number of points and
     method, shared by every session: computed once, kept for later visits."""
     return SharedJobs()
 
 
-def start_layout(mu: np.ndarray, method: str) -> Job[LayoutProgress, MapProjection]:
-    def work(job: Job[LayoutProgress, MapProjection]) -> MapProjection:
-        def report(fraction: float, text: str) -> bool:
-            job.update(lambda p: (setattr(p, "fraction", fraction), setattr(p, "text", text)))
-            return job.cancelled
-
-        return project(mu, method, progress=report)
-
-    return Job(work, LayoutProgress(), name=f"map-{method}").start()
-
-
 def slow_layout(method: str) -> MapProjection:
     """The method's map of these codes; until it is there the script stops here, showing its progress."""
-    jobs = _layouts()
-    key = (cur.key, cur.entry.mtime, data.name, n_points, method)
-    job = jobs.get(key)
-    if job is None or (job.status in (FAILED, CANCELLED) and state.get("map_retry")):
-        job = jobs.start(key, lambda: start_layout(codes.codes.mu, method))
-    if job.status == DONE:
-        return job.result
-    state["map_job"] = job  # this session follows it (the tests wait on it)
-    if job.status == FAILED:
-        st.error(f"The {METHODS[method].title} layout stopped with an error: {describe_error(job.error)}")
-    elif job.status == CANCELLED:
-        st.warning(f"The {METHODS[method].title} layout was stopped.")
-    if job.done:
-        st.button("Try again", key="map_retry")
-        st.stop()
-    layout_progress(job, method)
-    st.stop()
-
-
-def layout_progress(job: Job[LayoutProgress, MapProjection], method: str) -> None:
-    """The layout's progress, polled; the whole page reruns when it ends."""
-
-    def progress(job: Job[LayoutProgress, MapProjection]) -> tuple[float, str]:
-        p = job.snapshot()
-        text = "Waiting for a free core: other work is running on this server…" if job.status == QUEUED else p.text
-        return p.fraction, f"{METHODS[method].title} of {len(codes.rows):,} codes: {text}"
-
-    jobs_ui.follow(
-        job,
-        progress,
-        caption_of=lambda j: (
-            f"{j.elapsed:.0f} s so far. It is kept for later visits; PCA shows the map at once meanwhile."
-        ),
+    mu = codes.codes.mu
+    return jobs_ui.computed(
+        _layouts(),
+        (cur.key, cur.entry.mtime, data.name, n_points, method),
+        lambda: start_computation(lambda report: project(mu, method, progress=report), f"map-{method}"),
+        f"{METHODS[method].title} of {len(codes.rows):,} codes",
+        state_key="map_job",
+        quick_s=0.0,
+        caption="It is kept for later visits; PCA shows the map at once meanwhile.",
     )
 
 

@@ -24,15 +24,69 @@ def user(tmp_path_factory):
     return folder
 
 
+JOBS = ("ld_page_job", "ld_set_job")  # the page's background encode/decode runs
+
+
+def settled(at):
+    """Rerun the page until its background jobs have ended (each shows its progress meanwhile)."""
+    for _ in range(len(JOBS) + 1):
+        pending = [at.session_state[k] for k in JOBS if k in at.session_state and not at.session_state[k].done]
+        if not pending:
+            return at
+        for job in pending:
+            assert job.wait(120), "an encode/decode job did not end"
+        at.run()
+        assert not at.exception, at.exception
+    return at
+
+
 def test_the_page_measures_a_diffusers_vae_on_colour_scenes(user, monkeypatch):
     app_env(monkeypatch, user=user)
-    at = app_test("latent_diffusion", query={"model": "user:tiny-sd-vae"})
+    at = settled(app_test("latent_diffusion", query={"model": "user:tiny-sd-vae"}))
     assert not at.exception, at.exception
     assert at.sidebar.selectbox[1].value == "user:tiny-sd-vae"
     assert "dB" in at.metric[0].value
     checks = [m.value for m in (*at.success, *at.warning)]
     assert any("scaling_factor 0.5" in m and "1/std measured on your images" in m for m in checks), checks
-    assert len(at.image) == 9, "original, reconstruction, difference, zoom, channels, two shifts, path, noise"
+    assert len(at.image) == 11, "original, reconstruction, difference, zoom, channels, two shifts, path, noise, set"
+
+
+def test_the_set_has_a_map_neighbours_and_anomalies_by_reconstruction_error(user, monkeypatch):
+    app_env(monkeypatch, user=user)
+    at = settled(app_test("latent_diffusion", query={"model": "user:tiny-sd-vae", "row": "5"}))
+    chart = at.get("plotly_chart")[-1].proto.spec
+    assert "pooled codes, coloured by reconstruction error" in chart and '"MSE"' in chart
+    near, worst = (i.proto.imgs[0].caption for i in at.image[-2:])
+    assert near.startswith("image 5, then its nearest by pooled code: ")
+    assert len(near.split(": ")[1].split(", ")) == 5 and "5 (" not in near.split(": ")[1]
+    errors = [float(part.rstrip(")").split("MSE ")[1]) for part in worst.split(": ")[1].split(", ")]
+    assert len(errors) == 5 and errors == sorted(errors, reverse=True) and errors[-1] > 0
+
+
+def test_a_256_image_is_worked_on_in_the_background_while_other_sessions_go_on(user, monkeypatch):
+    """The encode/decode of 256² images runs in a job: the page shows its progress and returns, and
+    another session's page serves meanwhile; when the job ends the page shows the 256² pictures."""
+    import threading
+
+    from core.lenses import spatial
+
+    release, original = threading.Event(), spatial.reconstruction
+
+    def held(model, x, **kw):
+        assert release.wait(60), "the test never released the job"
+        return original(model, x, **kw)
+
+    monkeypatch.setattr(spatial, "reconstruction", held)
+    app_env(monkeypatch, user=user)
+    at = app_test("latent_diffusion", query={"model": "user:tiny-sd-vae", "size": "256"})
+    assert not at.exception, at.exception
+    assert not at.image and "ld_page_job" in at.session_state, "the page waits on its job, not in its script"
+    other = app_test("latent_sliders")  # another session, while the job is held
+    assert not other.exception and other.slider, "another session is served meanwhile"
+    release.set()
+    at = settled(at)
+    assert at.session_state["ld_size"] == 256 and "256×256" in at.image[0].proto.imgs[0].caption
+    assert "dB" in at.metric[0].value
 
 
 def test_the_image_pages_say_why_they_are_off_for_a_spatial_vae(user, monkeypatch):
@@ -46,7 +100,7 @@ def test_the_image_pages_say_why_they_are_off_for_a_spatial_vae(user, monkeypatc
 def test_a_bookmark_restores_the_settings(user, monkeypatch):
     app_env(monkeypatch, user=user)
     query = {"model": "user:tiny-sd-vae", "size": "64", "image": "2", "channel": "3", "delta": "-1.5", "region": "top"}
-    at = app_test("latent_diffusion", query=query)
+    at = settled(app_test("latent_diffusion", query=query))
     assert not at.exception, at.exception
     got = {k: at.session_state[f"ld_{k}"] for k in ("size", "image", "channel", "delta", "region")}
     assert got == {"size": 64, "image": 2, "channel": 3, "delta": -1.5, "region": "top"}
@@ -64,7 +118,7 @@ def test_explore_names_a_model_and_its_images(user, monkeypatch, tmp_path):
     app_env(monkeypatch, user=tmp_path / "nobody")
     monkeypatch.setenv("LATENTLAB_EXPLORE", str(user / "tiny-sd-vae"))
     monkeypatch.setenv("LATENTLAB_EXPLORE_IMAGES", str(images))
-    at = app_test("latent_diffusion", query={"model": "explore:tiny-sd-vae"})
+    at = settled(app_test("latent_diffusion", query={"model": "explore:tiny-sd-vae"}))
     assert not at.exception, at.exception
     assert at.sidebar.selectbox[1].value == "explore:tiny-sd-vae"
     assert "pets" in at.sidebar.selectbox[0].value or "pets" in str(at.sidebar.selectbox[0].options)
@@ -74,7 +128,7 @@ def test_the_page_explains_itself_and_a_hostile_link_is_dropped_with_a_note(user
     app_env(monkeypatch, user=user)
     junk = "<b>x</b>" + "9" * 10_000
     params = ("size", "image", "channel", "delta", "region")
-    at = app_test("latent_diffusion", query={"model": "user:tiny-sd-vae", **{p: junk for p in params}})
+    at = settled(app_test("latent_diffusion", query={"model": "user:tiny-sd-vae", **{p: junk for p in params}}))
     assert not at.exception, at.exception
     intro = at.markdown[0].value
     assert 2 <= intro.count(". ") + intro.strip().endswith(".") <= 3, intro
@@ -110,9 +164,9 @@ def test_a_wrong_scaling_factor_gets_a_visible_warning(user, monkeypatch, tmp_pa
     _with_factor(user / "tiny-sd-vae", folder / "right-vae", right, shift)
     _with_factor(user / "tiny-sd-vae", folder / "wrong-vae", 4 * right, shift)
     app_env(monkeypatch, user=folder)
-    ok = app_test("latent_diffusion", query={"model": "user:right-vae", "size": "64"})
+    ok = settled(app_test("latent_diffusion", query={"model": "user:right-vae", "size": "64"}))
     assert not ok.exception and not ok.warning and "the latent std is 1;" in ok.success[0].value
-    bad = app_test("latent_diffusion", query={"model": "user:wrong-vae", "size": "64"})
+    bad = settled(app_test("latent_diffusion", query={"model": "user:wrong-vae", "size": "64"}))
     assert not bad.exception
     (warning,) = [w.value for w in bad.warning if "scaling_factor" in w.value]
     assert "the latent std is 4" in warning and f"{right:.3g}" in warning

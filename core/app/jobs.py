@@ -491,6 +491,28 @@ class _Cancelled(Exception):
     """Raised inside a job's work to stop between two of its parts."""
 
 
+@dataclass
+class FractionProgress:
+    """A computation's progress: how far (0 to 1) and what it is doing, in words."""
+
+    fraction: float = 0.0
+    text: str = "waiting for a free core"
+
+
+def start_computation(compute: Callable[[Callable[[float, str], bool]], T], name: str) -> Job[FractionProgress, T]:
+    """Run ``compute(report)`` as a job; ``report(fraction, text)`` updates the progress and returns
+    True once the job is cancelled (the computation then stops by raising or returning)."""
+
+    def work(job: Job[FractionProgress, T]) -> T:
+        def report(fraction: float, text: str) -> bool:
+            job.update(lambda p: (setattr(p, "fraction", fraction), setattr(p, "text", text)))
+            return job.cancelled
+
+        return compute(report)
+
+    return Job(work, FractionProgress(), name=name).start()
+
+
 class SharedJobs(Generic[P, T]):
     """One job per key for the whole server process, so that sessions asking for the same
     result share one run: a job in flight is joined, a finished one is reused (it keeps its

@@ -23,6 +23,7 @@ Images here are float32 arrays (N, 3, H, W) in [0, 1]; latents are (N, C, h, w) 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +39,7 @@ HIST_BINS = 64
 STD_TOLERANCE = 0.2  # |std - 1| beyond this: the scaling factor does not fit these images
 MEAN_TOLERANCE = 0.2  # |mean| beyond this many std's, with shift_factor 0: a shift may be missing
 METHODS = ("linear", "slerp", "pixels")
+Progress = Callable[[float, str], "bool | None"]  # (fraction done, what) -> True to stop
 
 
 class SpatialLatentModel(Protocol):
@@ -87,11 +89,33 @@ class Reconstruction:
         return float(np.mean(self.ssim)) if len(self.ssim) else float("nan")
 
 
-def reconstruction(model: SpatialLatentModel, x: np.ndarray | torch.Tensor) -> Reconstruction:
-    """Encode and decode images x (N, 3, H, W) in [0, 1]: what the round trip loses, per image and per pixel."""
+class Cancelled(Exception):
+    """The caller's progress callback asked to stop."""
+
+
+def reconstruction(
+    model: SpatialLatentModel,
+    x: np.ndarray | torch.Tensor,
+    *,
+    batch_size: int = 4,
+    progress: Progress | None = None,
+) -> Reconstruction:
+    """Encode and decode images x (N, 3, H, W) in [0, 1]: what the round trip loses, per image and per pixel.
+
+    Works ``batch_size`` images at a time (a 512² image through an SD VAE holds ~1 GB of activations)
+    and calls ``progress(fraction, text)`` after each batch; a True return raises :class:`Cancelled`.
+    """
     x = np.asarray(_tensor(x).numpy(), np.float32)
-    latents = encode(model, x)
-    recon = decode(model, latents)
+    latents, recon = [], []
+    for start in range(0, len(x), batch_size):
+        latents.append(encode(model, x[start : start + batch_size]))
+        recon.append(decode(model, latents[-1]))
+        done = min(start + batch_size, len(x))
+        if progress is not None and progress(done / len(x), f"{done} of {len(x)} images encoded and decoded"):
+            raise Cancelled(f"stopped after {done} of {len(x)} images")
+    if not recon:
+        raise ValueError("no images to reconstruct")
+    latents, recon = np.concatenate(latents), np.concatenate(recon)
     diff = np.abs(x - recon).mean(axis=1)
     return Reconstruction(recon=recon, psnr=psnr(x, recon), ssim=ssim(x, recon), diff=diff, latents=latents)
 
@@ -250,3 +274,48 @@ def pooled_codes(latents: np.ndarray | torch.Tensor, grid: int = 2) -> np.ndarra
     if t.ndim != 4:
         raise ValueError(f"latents must be (N, C, h, w), got shape {tuple(t.shape)}")
     return F.adaptive_avg_pool2d(t, grid).flatten(1).numpy()
+
+
+# ---------------------------------------------------------------- a set of images: map, neighbours, anomalies
+
+
+@dataclass
+class SetScan:
+    """A set of images through the VAE, for the lenses that take flat codes.
+
+    rec: the reconstruction of every image. codes: (N, C·grid²) pooled latents (:func:`pooled_codes`).
+    plane: (N, 2) the codes' first two principal components; axis_labels name them with their share
+    of the variance. error: (N,) mean squared reconstruction error per image, the anomaly score
+    (an image unlike the VAE's training data comes back worse).
+    """
+
+    rec: Reconstruction
+    codes: np.ndarray
+    plane: np.ndarray
+    axis_labels: tuple[str, str]
+    error: np.ndarray
+
+    def neighbours(self, row: int, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+        """The k rows nearest to ``row`` by pooled code (Euclidean): (rows, distances), nearest first."""
+        from core.lenses.neighbours import nearest
+
+        return nearest(self.codes[row], self.codes, k, exclude=row)
+
+    def most_anomalous(self, k: int = 5) -> np.ndarray:
+        """The k rows with the largest reconstruction error, largest first."""
+        return np.argsort(-self.error, kind="stable")[:k]
+
+
+def scan_set(model: SpatialLatentModel, x: np.ndarray, *, grid: int = 2, progress: Progress | None = None) -> SetScan:
+    """Reconstruct images x (N, 3, H, W) in [0, 1] (N ≥ 2) and lay their pooled codes out on a plane."""
+    from core.lenses.projection import project
+
+    if len(x) < 2:
+        raise ValueError(f"a map needs at least 2 images, got {len(x)}")
+    rec = reconstruction(model, x, progress=progress)
+    codes = pooled_codes(rec.latents, grid)
+    plane = project(codes, "pca") if codes.shape[1] > 1 else None
+    coords = plane.coords if plane is not None else np.c_[codes[:, 0], np.zeros(len(codes))]
+    labels = plane.axis_labels if plane is not None else ("code", "")
+    error = ((np.asarray(x, np.float32) - rec.recon) ** 2).reshape(len(x), -1).mean(1)
+    return SetScan(rec=rec, codes=codes, plane=np.asarray(coords, np.float32), axis_labels=labels, error=error)
