@@ -59,7 +59,10 @@ if data is None:
     st.stop()
 state = st.session_state
 f = model.downsample
-sizes = [s for s in (64, 128, 256, 512) if s % f == 0] or [8 * f]
+if model.fixed_size and model.fixed_size[0] == model.fixed_size[1]:
+    sizes = [model.fixed_size[0]]  # an export of one image size takes no other
+else:
+    sizes = [s for s in (64, 128, 256, 512) if s % f == 0] or [8 * f]
 if state_ui.first_visit(PAGE["url_path"]):  # a bookmark's settings, each checked
     for key, name, parser, args in (
         ("ld_size", "size", catalog.parse_choice, ([str(s) for s in sizes], "image size")),
@@ -194,12 +197,16 @@ st.caption(
 state_ui.set_link(size=size, image=which, channel=channel, delta=delta, region=region, row=state.get("ld_row", 0))
 
 st.subheader("6 · The set: a map of pooled codes, neighbours and anomalies")
+n_set = min(N_SET, len(data.test_x))
+if n_set < 2:
+    st.info(f"The map needs at least 2 test images; {data.name} has {len(data.test_x)}.")
+    st.stop()
 st.caption(
-    f"{N_SET} test images at {sizes[0]}×{sizes[0]}; each latent is average-pooled to 2 × 2 per channel, a short "
+    f"{n_set} test images at {sizes[0]}×{sizes[0]}; each latent is average-pooled to 2 × 2 per channel, a short "
     "vector per image. Neighbours are the nearest such vectors; the anomaly score is the reconstruction's mean "
     "squared error: what the VAE cannot give back is least like what it was trained on."
 )
-xs, scan = in_background("set", sizes[0], N_SET, scan_set, f"The map of {N_SET} images at {sizes[0]}×{sizes[0]}")
+xs, scan = in_background("set", sizes[0], n_set, scan_set, f"The map of {n_set} images at {sizes[0]}×{sizes[0]}")
 state["ld_row"] = min(int(state.get("ld_row", 0)), len(xs) - 1)
 row = st.number_input("Image of the set", 0, len(xs) - 1, key="ld_row")
 code_map = charts.scatter(
@@ -213,14 +220,14 @@ code_map = charts.scatter(
     colour_by=("MSE", scan.error),
 )
 st.plotly_chart(code_map, config=charts.plotly_config("pooled-code-map"), key="ld_map")
-near, dist = scan.neighbours(row, k=5)
+near, dist = scan.neighbours(row, k=min(5, len(xs) - 1))
 strip = np.concatenate([xs[row : row + 1], xs[near]])
 st.image(
     charts.to_png(image_grid(strip, nrow=len(strip)), max(1, 96 // sizes[0])),
     caption=f"image {row}, then its nearest by pooled code: "
     + ", ".join(f"{r} ({d:.2f})" for r, d in zip(near, dist, strict=True)),
 )
-worst = scan.most_anomalous(5)
+worst = scan.most_anomalous(min(5, len(xs)))
 st.image(
     charts.to_png(image_grid(xs[worst], nrow=len(worst)), max(1, 96 // sizes[0])),
     caption="the least typical: " + ", ".join(f"image {r} (MSE {scan.error[r]:.4f})" for r in worst),

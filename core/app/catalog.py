@@ -6,7 +6,8 @@ Two folders hold checkpoints: the shipped ones (``LATENTLAB_CHECKPOINTS``, defau
 ``<repo>/user_checkpoints``, not in git). A model's key is its name for a shipped model and
 ``user:NAME`` for a user model, so the two never collide (a checkpoint name has no colon). The
 user folder also holds foreign models, one sub-folder each (``NAME/`` with ``encoder.onnx``,
-``decoder.onnx`` and ``model.json``; see :mod:`core.formats.foreign`), offered beside the others.
+``decoder.onnx`` and ``model.json``; see :mod:`core.formats.foreign`), offered beside the others,
+and latent-diffusion VAEs (a diffusers or optimum folder, or ours with a ``latent_shape``).
 
 Data for the app is loaded offline-first: a data folder (``LATENTLAB_DATA``, else the download
 cache when it exists), then the embedded subsets. The network is used only when
@@ -165,7 +166,7 @@ def _spatial_entries(root: Path) -> list[ModelEntry]:
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if (folder / "model.json").is_file():
-            continue  # a foreign flat-latent model (list_foreign)
+            continue  # our ONNX format, flat or spatial: list_foreign lists it
         try:
             layout = spatial_layout(folder)
         except SpatialModelError:
@@ -174,12 +175,15 @@ def _spatial_entries(root: Path) -> list[ModelEntry]:
     return out
 
 
-def spatial_entry(folder: Path, key: str, layout: str, images: str | None = None) -> ModelEntry:
-    """A spatial VAE folder as a catalog entry; ``images`` (folder:PATH) is its data set, if given."""
+def spatial_entry(
+    folder: Path, key: str, layout: str, images: str | None = None, title: str | None = None
+) -> ModelEntry:
+    """A spatial VAE folder as a catalog entry; ``images`` (folder:PATH) is its data set, ``title`` its
+    name for people (else the folder's and the layout), if given."""
     meta = {
         "model": {"kind": "vae", "arch": layout, "latent_dim": 0},
         "dataset": {"name": images or SPATIAL_IMAGES},
-        "title": f"{folder.name} (latent-diffusion VAE, {layout})",
+        "title": title or f"{folder.name} (latent-diffusion VAE, {layout})",
         "notes": f"A spatial-latent VAE in {folder}.",
     }
     return ModelEntry(key=key, name=folder.name, source="user", path=folder, meta=meta, format="spatial")
@@ -227,10 +231,14 @@ YOUR_MODELS = "your-models"  # the sidebar's data set for a foreign model that n
 
 
 def _foreign_entry(info: ForeignInfo) -> ModelEntry:
-    """A foreign model folder as a catalog entry: its model.json in the shape of our checkpoints' JSON."""
+    """A foreign model folder as a catalog entry: its model.json in the shape of our checkpoints' JSON;
+    one with a spatial latent_shape is a latent-diffusion VAE (:func:`spatial_entry`)."""
     meta: dict = {}
-    if info.spec is not None:
-        s = info.spec
+    s = info.spec
+    if s is not None and s.is_spatial:
+        images = s.dataset if s.dataset in REGISTRY or is_user_data(s.dataset or "") else None
+        return spatial_entry(info.path, USER_PREFIX + info.name, "latentlab-onnx", images, s.title)
+    if s is not None:
         kind = ("cvae" if s.conditional else "vae") if s.is_variational else "ae"
         model = {"kind": kind, "arch": "onnx", "latent_dim": s.latent_dim, "image_shape": list(s.image_shape)}
         meta = {

@@ -8,6 +8,11 @@ validating ``model.json`` (:func:`read_spec`), the cheap checks of a graph file'
 first bytes (:func:`check_graph_file`), and listing a folder of model folders
 (:func:`list_foreign`). ``docs/own-model.md`` describes every field for users.
 
+A model's latent is a flat code (``latent_dim``; :mod:`core.formats.onnx_model` runs it) or a
+spatial map (``latent_shape`` [C, h, w], a latent-diffusion VAE's; :mod:`core.formats.spatial` runs
+it). :func:`read_spec` accepts the spatial kind only when its caller asks, so a loader of flat codes
+never mistakes a map for one.
+
 Every problem raises :class:`ForeignModelError` (a :class:`core.formats.checkpoints.CheckpointError`,
 so the handlers that catch a bad checkpoint catch a bad foreign model) with one message that
 names the file and what is wrong.
@@ -33,6 +38,7 @@ GRAPH_FILES = {"encoder": ENCODER_FILE, "decoder": DECODER_FILE}
 MAX_GRAPH_BYTES = 500_000_000  # one graph: its .onnx file plus any external data files it names
 MAX_SPEC_BYTES = 1_000_000
 MAX_LATENT = 1024
+MAX_LATENT_CHANNELS = 256  # a spatial latent's channels: SD 4, SD3 and FLUX 16, DC-AE up to 128
 MAX_SIDE = 1024  # image height and width
 MAX_CLASSES = 1000
 MAX_RANGE = 65_535.0  # |value_range| bound: [0, 255] and [-1, 1] are the usual ones
@@ -60,10 +66,15 @@ class OnnxSpec:
     Input and output names are per graph, in a fixed order: encoder inputs (image[, label]),
     encoder outputs (mu, logvar) for a gaussian encoder or (z,) for a deterministic one,
     decoder inputs (z[, label]) and decoder outputs (image-or-logits,).
+
+    A spatial model has ``latent_shape`` (C, h, w) instead of a flat code (``latent_dim`` is then 0):
+    its encoder's outputs are (mean, logvar) or (latent,), each (B, C, h, w) in ``layout``, at
+    ``image_shape``'s size; H / h = W / w is its downsampling factor. ``scaling_factor`` and
+    ``shift_factor`` (None when model.json gives none) are the diffusers convention's.
     """
 
     title: str
-    latent_dim: int
+    latent_dim: int  # 0 for a spatial model
     image_shape: tuple[int, int, int]  # (C, H, W)
     layout: str = "CHW"
     value_range: tuple[float, float] = (0.0, 1.0)
@@ -78,6 +89,9 @@ class OnnxSpec:
     decoder_inputs: tuple[str, ...] = ("z",)
     decoder_outputs: tuple[str, ...] = ("image",)
     dataset: str | None = None  # the data set it was trained on, if one of ours
+    latent_shape: tuple[int, int, int] | None = None  # (C, h, w) of a spatial latent; None for a flat code
+    scaling_factor: float | None = None  # a spatial latent's: latents = (mean - shift_factor) * scaling_factor
+    shift_factor: float | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False, repr=False)  # the whole JSON
 
     @property
@@ -88,13 +102,23 @@ class OnnxSpec:
     def is_variational(self) -> bool:
         return self.encoder == "gaussian"
 
+    @property
+    def is_spatial(self) -> bool:
+        return self.latent_shape is not None
+
+    @property
+    def downsample(self) -> int:
+        """H / h of a spatial model (1 for a flat one)."""
+        return self.image_shape[1] // self.latent_shape[1] if self.latent_shape else 1
+
     def to_dict(self) -> dict:
         """The JSON fields, in the documented order (``meta``'s extra fields such as ``card`` follow)."""
+        size = {"latent_shape": list(self.latent_shape)} if self.is_spatial else {"latent_dim": self.latent_dim}
         out = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "title": self.title,
-            "latent_dim": self.latent_dim,
+            **size,
             "image_shape": list(self.image_shape),
             "layout": self.layout,
             "value_range": list(self.value_range),
@@ -110,11 +134,14 @@ class OnnxSpec:
             "decoder_outputs": list(self.decoder_outputs),
             "dataset": self.dataset,
         }
+        if self.is_spatial:
+            out |= {"scaling_factor": self.scaling_factor, "shift_factor": self.shift_factor}
         return out | {k: v for k, v in self.meta.items() if k not in out}
 
     @classmethod
-    def from_dict(cls, meta: object, where: str | os.PathLike = SPEC_FILE) -> OnnxSpec:
-        """Validate a parsed ``model.json``; ForeignModelError names ``where`` and the field."""
+    def from_dict(cls, meta: object, where: str | os.PathLike = SPEC_FILE, allow_spatial: bool = False) -> OnnxSpec:
+        """Validate a parsed ``model.json``; ForeignModelError names ``where`` and the field. A spatial
+        ``latent_shape`` is refused unless ``allow_spatial`` (its caller can run a spatial model)."""
         w = str(where)
         if not isinstance(meta, dict):
             raise ForeignModelError(f"{w}: must hold a JSON object {{...}}, not {type(meta).__name__}")
@@ -127,15 +154,18 @@ class OnnxSpec:
         if num_classes == 1:
             raise ForeignModelError(f"{w}: num_classes is 1; use 0 for a model without labels, or 2 or more")
         extra = 1 if num_classes else 0
+        image_shape = _image_shape(meta, w)
+        latent = _latent(meta, image_shape, num_classes, w, allow_spatial)
+        spatial = "latent_shape" in latent  # its likelihood is optional: the pages measure PSNR and SSIM
         return cls(
             title=_text(meta, "title", w),
-            latent_dim=_int(meta, "latent_dim", 1, MAX_LATENT, w),
-            image_shape=_image_shape(meta, w),
+            image_shape=image_shape,
+            **latent,
             layout=_choice(meta, "layout", LAYOUTS, w, default="CHW"),
             value_range=_value_range(meta, w),
             encoder=encoder,
             decoder=_choice(meta, "decoder", DECODER_OUTPUTS, w),
-            likelihood=_choice(meta, "likelihood", LIKELIHOODS, w),
+            likelihood=_choice(meta, "likelihood", LIKELIHOODS, w, default="bernoulli" if spatial else ...),
             sigma=_sigma(meta, w),
             num_classes=num_classes,
             label=_choice(meta, "label", LABELS, w, default="index"),
@@ -228,6 +258,65 @@ def _value_range(meta: dict, where: str) -> tuple[float, float]:
     return (lo, hi)
 
 
+def _latent(meta: dict, image_shape: tuple[int, int, int], num_classes: int, where: str, allow_spatial: bool) -> dict:
+    """The latent's fields: ``latent_dim`` of a flat code, or ``latent_shape`` and the factors of a spatial map."""
+    if meta.get("latent_shape") is None:
+        return {"latent_dim": _int(meta, "latent_dim", 1, MAX_LATENT, where)}
+    if meta.get("latent_dim") is not None:
+        raise ForeignModelError(
+            f"{where}: gives both 'latent_dim' and 'latent_shape'; a flat code has latent_dim, a spatial map "
+            "latent_shape [channels, height, width], never both"
+        )
+    if not allow_spatial:
+        raise ForeignModelError(
+            f"{where}: has a spatial latent_shape, and this takes flat codes (latent_dim) only; a spatial model "
+            "opens on the Latent-diffusion VAE page (put its folder in your models' folder, or run "
+            "`python -m core explore FOLDER`)"
+        )
+    if image_shape[0] != 3:
+        raise ForeignModelError(
+            f"{where}: a spatial latent_shape needs RGB images; image_shape has {image_shape[0]} channel"
+        )
+    if num_classes:
+        raise ForeignModelError(f"{where}: a model with a spatial latent_shape takes no labels; num_classes must be 0")
+    return {
+        "latent_dim": 0,
+        "latent_shape": _latent_shape(meta["latent_shape"], image_shape, where),
+        "scaling_factor": _factor(meta, "scaling_factor", where, positive=True),
+        "shift_factor": _factor(meta, "shift_factor", where),
+    }
+
+
+def _latent_shape(value: object, image_shape: tuple[int, int, int], where: str) -> tuple[int, int, int]:
+    """[C, h, w] with 1..MAX_LATENT_CHANNELS channels and one whole factor f from image (H, W) to (h, w)."""
+    if not isinstance(value, list) or len(value) != 3:
+        raise ForeignModelError(f"{where}: field 'latent_shape' must be [channels, height, width], got {value!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ForeignModelError(f"{where}: field 'latent_shape' must hold three whole numbers, got {value!r}")
+    c, h, w = value
+    if not 1 <= c <= MAX_LATENT_CHANNELS:
+        raise ForeignModelError(f"{where}: latent_shape has {c} channels; it must be from 1 to {MAX_LATENT_CHANNELS}")
+    _, height, width = image_shape
+    if min(h, w) < 1 or height % h or width % w or height // h != width // w:
+        raise ForeignModelError(
+            f"{where}: latent_shape's {h}×{w} must be image_shape's {height}×{width} divided by one whole factor f "
+            f"on both sides (H = f·h and W = f·w; f = 8 for Stable Diffusion's VAE)"
+        )
+    return (c, h, w)
+
+
+def _factor(meta: dict, key: str, where: str, positive: bool = False) -> float | None:
+    """An optional finite number (positive if asked); None when absent or null."""
+    value = meta.get(key)
+    if value is None:
+        return None
+    number = _number(value)
+    if number is None or (positive and number <= 0):
+        kind = "a positive" if positive else "a finite"
+        raise ForeignModelError(f"{where}: field {key!r} must be {kind} number or null, got {value!r}")
+    return number
+
+
 def _sigma(meta: dict, where: str) -> float | None:
     if meta.get("likelihood") != "gaussian":
         return None
@@ -256,8 +345,9 @@ def _names(meta: dict, key: str, count: int, roles: str, where: str) -> tuple[st
 # ---------------------------------------------------------------- reading a folder
 
 
-def read_spec(folder: str | os.PathLike) -> OnnxSpec:
-    """Read and validate ``folder/model.json`` (json.loads only; the graphs are not opened)."""
+def read_spec(folder: str | os.PathLike, allow_spatial: bool = False) -> OnnxSpec:
+    """Read and validate ``folder/model.json`` (json.loads only; the graphs are not opened); a spatial
+    ``latent_shape`` is refused unless ``allow_spatial``."""
     path = Path(folder) / SPEC_FILE
     if not Path(folder).is_dir():
         raise ForeignModelError(f"{folder}: not a folder (a model is a folder with {SPEC_FILE} and two .onnx files)")
@@ -270,7 +360,7 @@ def read_spec(folder: str | os.PathLike) -> OnnxSpec:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ForeignModelError(f"{path}: not valid JSON ({exc})") from exc
-    return OnnxSpec.from_dict(meta, path)
+    return OnnxSpec.from_dict(meta, path, allow_spatial)
 
 
 def check_graph_file(path: Path) -> int:
@@ -328,7 +418,8 @@ class ForeignInfo:
 
 def list_foreign(root: str | os.PathLike) -> list[ForeignInfo]:
     """Every model folder (a subfolder with ``model.json``) in ``root``, sorted by name; broken
-    ones say why. Hidden folders (imports in progress) are skipped; the graphs are not opened."""
+    ones say why. Hidden folders (imports in progress) are skipped; the graphs are not opened.
+    A spatial model's spec has ``is_spatial`` (the catalog lists it as a latent-diffusion VAE)."""
     root = Path(root)
     if not root.is_dir():
         return []
@@ -337,7 +428,7 @@ def list_foreign(root: str | os.PathLike) -> list[ForeignInfo]:
         if not (folder / SPEC_FILE).is_file():
             continue
         try:
-            spec = read_spec(folder)
+            spec = read_spec(folder, allow_spatial=True)
             for name in GRAPH_FILES.values():
                 if not (folder / name).is_file():
                     raise ForeignModelError(f"{folder / name}: missing")

@@ -18,7 +18,7 @@ standard deviation about 1 (SD1.5 0.18215, SDXL 0.13025, SD3 1.5305, FLUX 0.3611
 ``shift_factor`` centres them (SD3 0.0609, FLUX 0.1159; 0 for SD and SDXL). A wrong pair after
 swapping a VAE gives washed-out or burnt images, silently: :mod:`core.lenses.spatial` measures it.
 
-Two folder layouts load, each run on the CPU, none runs code from the folder or unpickles anything:
+Three folder layouts load, each run on the CPU, none runs code from the folder or unpickles anything:
 
 - a diffusers ``AutoencoderKL`` folder (``config.json`` + ``diffusion_pytorch_model.safetensors``,
   an SD checkpoint's ``vae/``), opened offline by diffusers; a ``.bin`` weights file (a pickle) is
@@ -26,9 +26,12 @@ Two folder layouts load, each run on the CPU, none runs code from the folder or 
 - the ONNX layout that optimum exports: ``vae_encoder/model.onnx`` (``sample`` -> ``latent_parameters``,
   mean and log-variance stacked on channels, or an older ``latent_sample``) and
   ``vae_decoder/model.onnx`` (``latent_sample`` -> ``sample``), the factors in ``vae_decoder/config.json``;
-  the graphs go through the checks of :mod:`core.formats.onnx_model` and run in onnxruntime.
+  the graphs go through the checks of :mod:`core.formats.onnx_model` and run in onnxruntime;
+- our own ONNX format (:mod:`core.formats.foreign`, docs/own-model.md): ``model.json`` with a
+  ``latent_shape`` [C, h, w] instead of ``latent_dim``, ``encoder.onnx`` (image -> mean[, logvar]) and
+  ``decoder.onnx`` (latent -> image), with the names, layout, value range and optional factors that
+  ``model.json`` declares; checked and run like the optimum export.
 
-(A ``latentlab-onnx`` folder with a spatial ``latent_shape`` is not supported yet.)
 :func:`open_spatial` tells the layouts apart; every problem is one :class:`SpatialModelError`
 naming the file and what is wrong.
 """
@@ -45,7 +48,8 @@ import numpy as np
 import torch
 
 from core.formats.checkpoints import CheckpointError, _check_header
-from core.formats.onnx_model import _session, _short, external_files, parse_graph
+from core.formats.foreign import GRAPH_FILES, SPEC_FILE, OnnxSpec, read_spec
+from core.formats.onnx_model import Port, _check_hash, _session, _short, check_ports, external_files, parse_graph
 from core.formats.spatial_layout import (
     CONFIG_FILE,
     DECODER_DIR,
@@ -79,7 +83,7 @@ class SpatialModel:
     name: str
     title: str
     folder: Path
-    source: str  # "diffusers" or "optimum-onnx"
+    source: str  # "diffusers", "optimum-onnx" or "latentlab-onnx"
     latent_channels: int
     downsample: int
     scaling_factor: float
@@ -89,6 +93,7 @@ class SpatialModel:
     notes: tuple[str, ...] = ()  # warnings for the page: a defaulted factor, a sampling encoder
     image_channels: int = 3
     value_range: tuple[float, float] = (-1.0, 1.0)
+    fixed_size: tuple[int, int] | None = None  # (H, W) when the export takes one image size only
 
     def latent_shape_for(self, height: int, width: int) -> tuple[int, int, int]:
         """(C, h, w) of the latent of an (H, W) image; ValueError unless H and W are multiples of ``downsample``."""
@@ -371,12 +376,15 @@ def _probe(model: SpatialModel, size: tuple[int, int]) -> None:
         )
 
 
-def _probe_size(sample_arg, downsample: int) -> tuple[tuple[int, int], list[str]]:
-    """The probe's image size: the encoder's static (H, W) if it has one (with a note), else 4f × 4f."""
-    dims = list(sample_arg.shape or [])[2:]
-    if len(dims) == 2 and all(isinstance(d, int) and d > 0 for d in dims):
-        return (dims[0], dims[1]), [f"The ONNX encoder takes {dims[0]}×{dims[1]} images only (a fixed-size export)."]
-    return (PROBE_LATENT * downsample, PROBE_LATENT * downsample), []
+def _static_sides(sides: list) -> tuple[int, int] | None:
+    """(H, W) when both image sides of an ONNX input are fixed numbers, else None."""
+    if len(sides) == 2 and all(isinstance(d, int) and d > 0 for d in sides):
+        return int(sides[0]), int(sides[1])
+    return None
+
+
+def _fixed_size_notes(fixed: tuple[int, int] | None) -> list[str]:
+    return [f"The ONNX encoder takes {fixed[0]}×{fixed[1]} images only (a fixed-size export)."] if fixed else []
 
 
 def load_optimum_onnx(folder: str | os.PathLike, name: str | None = None, threads: int = 1) -> SpatialModel:
@@ -393,7 +401,8 @@ def load_optimum_onnx(folder: str | os.PathLike, name: str | None = None, thread
     _port(paths[DECODER_DIR], "input", dec.get_inputs(), ("latent_sample",))
     _port(paths[DECODER_DIR], "output", dec.get_outputs(), ("sample",))
     facts = _shape_facts(config, config_path)
-    size, size_notes = _probe_size(sample, facts["downsample"])
+    fixed = _static_sides(list(sample.shape or [])[2:])
+    size = fixed or (PROBE_LATENT * facts["downsample"],) * 2
     if output == "latent_sample":
         notes.append("The encoder gives a sampled latent (an older optimum export), not the posterior's mean.")
     name = name or folder.name
@@ -405,10 +414,155 @@ def load_optimum_onnx(folder: str | os.PathLike, name: str | None = None, thread
         scaling_factor=scaling,
         shift_factor=shift,
         backend=_OnnxBackend(folder, enc, dec, output),
-        notes=tuple(notes + size_notes),
+        notes=tuple(notes + _fixed_size_notes(fixed)),
+        fixed_size=fixed,
         **facts,
     )
     _probe(model, size)
+    return model
+
+
+# ---------------------------------------------------------------- loading a latentlab-onnx folder
+
+
+class _LatentLabBackend:
+    """The two onnxruntime sessions of a ``latentlab-onnx`` folder with a spatial latent: model.json's
+    tensor names, its layout for images and latents alike, and a logits decoder's sigmoid."""
+
+    def __init__(self, folder: Path, spec: OnnxSpec, sessions: dict):
+        self.folder, self.spec, self.sessions = folder, spec, sessions  # "encoder" | "decoder" -> session
+
+    def _run(self, graph: str, names: tuple[str, ...], t: torch.Tensor) -> list[torch.Tensor]:
+        """t (B, C, H, W) -> the graph's outputs ``names``, each (B, C', H', W'); layout converted at both ends."""
+        hwc = self.spec.layout == "HWC"
+        feed = np.ascontiguousarray((t.permute(0, 2, 3, 1) if hwc else t).numpy())
+        inputs = self.spec.encoder_inputs if graph == "encoder" else self.spec.decoder_inputs
+        try:
+            outs = self.sessions[graph].run(list(names), {inputs[0]: feed})
+        except Exception as exc:  # onnxruntime's own error types
+            raise SpatialModelError(
+                f"{self.folder / GRAPH_FILES[graph]}: onnxruntime failed to run it: {_short(exc)}"
+            ) from exc
+        outs = [torch.from_numpy(np.asarray(o, np.float32)) for o in outs]
+        return [o.permute(0, 3, 1, 2).contiguous() for o in outs] if hwc else outs
+
+    def moments(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x (B, 3, H, W) in value_range -> (mean, logvar or None for a deterministic encoder), each (B, C, h, w)."""
+        outs = self._run("encoder", self.spec.encoder_outputs, x)
+        return outs[0], (outs[1].clamp(-30.0, 20.0) if self.spec.is_variational else None)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """z (B, C, h, w), unscaled -> images (B, 3, H, W) in value_range."""
+        out = self._run("decoder", self.spec.decoder_outputs, z)[0]
+        if self.spec.decoder == "logits":  # the image is their sigmoid, given in value_range like an image's
+            lo, hi = self.spec.value_range
+            return lo + torch.sigmoid(out) * (hi - lo)
+        return out
+
+
+def spatial_ports(spec: OnnxSpec, graph: str) -> tuple[list[Port], list[Port]]:
+    """The (inputs, outputs) model.json declares for a spatial model's graph "encoder" or "decoder"."""
+
+    def dims(c: int, h: int, w: int) -> tuple[int | None, ...]:
+        return (None, c, h, w) if spec.layout == "CHW" else (None, h, w, c)
+
+    image = ("tensor(float)", dims(*spec.image_shape), f"image_shape {list(spec.image_shape)}, layout {spec.layout}")
+    latent = (
+        "tensor(float)",
+        dims(*spec.latent_shape),
+        f"latent_shape {list(spec.latent_shape)}, layout {spec.layout}",
+    )
+    if graph == "encoder":
+        roles = ("mean", "logvar") if spec.is_variational else ("latent",)
+        outputs = [Port(n, role, *latent) for n, role in zip(spec.encoder_outputs, roles, strict=True)]
+        return [Port(spec.encoder_inputs[0], "image", *image)], outputs
+    role = "image" if spec.decoder == "image" else "logits"
+    return [Port(spec.decoder_inputs[0], "latent", *latent)], [Port(spec.decoder_outputs[0], role, *image)]
+
+
+def _latentlab_sessions(folder: Path, spec: OnnxSpec, threads: int) -> dict:
+    """Each graph checked as a foreign model's is (bytes, protobuf, external data, SHA-256), opened, and
+    its declared inputs and outputs compared with model.json's."""
+    sessions = {}
+    for graph, file in GRAPH_FILES.items():
+        path = folder / file
+        external_files(parse_graph(path), path)
+        _check_hash(path, spec)
+        sessions[graph] = _session(path, threads)
+        inputs, outputs = spatial_ports(spec, graph)
+        check_ports(path, "input", inputs, sessions[graph].get_inputs())
+        check_ports(path, "output", outputs, sessions[graph].get_outputs())
+    return sessions
+
+
+def _encoder_sides(spec: OnnxSpec, session) -> tuple[int, int] | None:
+    """The encoder's image (H, W) when the export fixed it (only that size encodes), else None."""
+    shape = list(session.get_inputs()[0].shape or [])
+    return _static_sides(shape[2:] if spec.layout == "CHW" else shape[1:3])
+
+
+def _probe_latentlab(model: SpatialModel, spec: OnnxSpec) -> None:
+    """Encode a grey image at image_shape and decode its mean: latent_shape's shape, image_shape's
+    shape, finite values, and an image decoder's values near value_range."""
+    _, h, w = spec.image_shape
+    encoder, decoder = (model.folder / GRAPH_FILES[g] for g in ("encoder", "decoder"))
+    mean, logvar = model.encode_raw(torch.full((1, 3, h, w), 0.5))
+    want = (1, *spec.latent_shape)
+    for role, t in (("mean", mean), ("logvar", logvar)):
+        if t is not None and tuple(t.shape) != want:
+            raise SpatialModelError(
+                f"{encoder}: encoding a {h}×{w} image gave a {role} of shape {tuple(t.shape)} (as B, C, h, w); "
+                f"model.json's latent_shape {list(spec.latent_shape)} needs {want}"
+            )
+    raw = model.backend.decode(mean)  # in value_range
+    if tuple(raw.shape) != (1, 3, h, w) or not (torch.isfinite(mean).all() and torch.isfinite(raw).all()):
+        raise SpatialModelError(
+            f"{decoder}: decoding a grey image's latent gave shape {tuple(raw.shape)} or non-finite values; "
+            f"model.json's image_shape needs (1, 3, {h}, {w})"
+        )
+    lo, hi = spec.value_range
+    if spec.decoder == "image" and (raw.min() < lo - (hi - lo) / 2 or raw.max() > hi + (hi - lo) / 2):
+        raise SpatialModelError(
+            f"{decoder}: decoding gave values in [{raw.min():.3g}, {raw.max():.3g}], far outside model.json's "
+            f"value_range [{lo:g}, {hi:g}]"
+        )
+
+
+def load_latentlab_onnx(folder: str | os.PathLike, name: str | None = None, threads: int = 1) -> SpatialModel:
+    """Open our own ONNX format with a spatial ``latent_shape`` (model.json, encoder.onnx, decoder.onnx)."""
+    folder = Path(folder)
+    try:
+        spec = read_spec(folder, allow_spatial=True)
+        if not spec.is_spatial:
+            raise SpatialModelError(
+                f"{folder / SPEC_FILE}: gives a flat latent_dim, not a latent_shape [channels, height, width]; it "
+                "is a model for the other pages, not a latent-diffusion VAE"
+            )
+        sessions = _latentlab_sessions(folder, spec, threads)
+    except SpatialModelError:
+        raise
+    except CheckpointError as exc:  # core.formats.foreign's and onnx_model's checks: one error type here
+        raise SpatialModelError(str(exc)) from exc
+    scaling, shift, notes = factors(spec.meta, folder / SPEC_FILE)  # validated already; the same note as diffusers'
+    _, h, w = spec.image_shape
+    fixed = _encoder_sides(spec, sessions["encoder"])
+    name = name or folder.name
+    model = SpatialModel(
+        name=name,
+        title=spec.title,
+        folder=folder,
+        source="latentlab-onnx",
+        latent_channels=spec.latent_shape[0],
+        downsample=spec.downsample,
+        scaling_factor=scaling,
+        shift_factor=shift,
+        sample_size=h if h == w else None,
+        backend=_LatentLabBackend(folder, spec, sessions),
+        notes=tuple(notes + _fixed_size_notes(fixed)),
+        value_range=spec.value_range,
+        fixed_size=fixed,
+    )
+    _probe_latentlab(model, spec)
     return model
 
 
@@ -416,7 +570,10 @@ def load_optimum_onnx(folder: str | os.PathLike, name: str | None = None, thread
 
 
 def open_spatial(folder: str | os.PathLike, name: str | None = None) -> SpatialModel:
-    """Open a spatial-latent VAE folder of either layout; SpatialModelError names the file and the problem."""
-    if spatial_layout(folder) == "optimum-onnx":
+    """Open a spatial-latent VAE folder of any layout; SpatialModelError names the file and the problem."""
+    layout = spatial_layout(folder)
+    if layout == "latentlab-onnx":
+        return load_latentlab_onnx(folder, name)
+    if layout == "optimum-onnx":
         return load_optimum_onnx(folder, name)
     return load_diffusers(folder, name)

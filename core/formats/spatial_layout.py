@@ -1,6 +1,10 @@
 """Which layout a spatial-latent VAE folder has, without opening it (torch-free, like
 :mod:`core.formats.foreign`): the sidebar lists such folders on every page, and listing must not
-pay for importing torch. :mod:`core.formats.spatial` opens them."""
+pay for importing torch. :mod:`core.formats.spatial` opens them.
+
+The layouts: "latentlab-onnx" (our own ``model.json`` with a ``latent_shape``, beside ``encoder.onnx``
+and ``decoder.onnx``), "optimum-onnx" (``vae_encoder/``, ``vae_decoder/``) and "diffusers"
+(``config.json`` + safetensors weights)."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import os
 from pathlib import Path
 
 from core.formats.checkpoints import CheckpointError
+from core.formats.foreign import SPEC_FILE
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
@@ -20,10 +25,14 @@ class SpatialModelError(CheckpointError):
 
 
 def spatial_layout(folder: str | os.PathLike) -> str:
-    """ "diffusers" or "optimum-onnx" for a model folder; SpatialModelError when it is neither."""
+    """ "latentlab-onnx", "optimum-onnx" or "diffusers" for a model folder, by the files it holds (a
+    ``model.json`` is ours; whether it declares a spatial latent_shape is the loader's check);
+    SpatialModelError when it is none of them."""
     folder = Path(folder)
     if not folder.is_dir():
         raise SpatialModelError(f"{folder}: not a folder (a spatial VAE is a folder of files)")
+    if (folder / SPEC_FILE).is_file():
+        return "latentlab-onnx"
     if (folder / ENCODER_DIR).is_dir() or (folder / DECODER_DIR).is_dir():
         return "optimum-onnx"
     if (folder / CONFIG_FILE).is_file():
@@ -32,5 +41,6 @@ def spatial_layout(folder: str | os.PathLike) -> str:
         raise SpatialModelError(f"{folder}: a whole pipeline; open its VAE, {folder / 'vae'}")
     raise SpatialModelError(
         f"{folder}: neither a diffusers VAE folder ({CONFIG_FILE} + {WEIGHTS_FILE}) nor an optimum ONNX export "
-        f"({ENCODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{CONFIG_FILE})"
+        f"({ENCODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{CONFIG_FILE}) nor a Latent Lab "
+        f"model folder ({SPEC_FILE} with a latent_shape, encoder.onnx, decoder.onnx)"
     )

@@ -314,8 +314,10 @@ def scan_set(model: SpatialLatentModel, x: np.ndarray, *, grid: int = 2, progres
         raise ValueError(f"a map needs at least 2 images, got {len(x)}")
     rec = reconstruction(model, x, progress=progress)
     codes = pooled_codes(rec.latents, grid)
-    plane = project(codes, "pca") if codes.shape[1] > 1 else None
-    coords = plane.coords if plane is not None else np.c_[codes[:, 0], np.zeros(len(codes))]
-    labels = plane.axis_labels if plane is not None else ("code", "")
+    # PCA's three components need three images; fewer (or a 1-number code) are drawn on their own values
+    plane = project(codes, "pca") if codes.shape[1] > 1 and len(codes) >= 3 else None
+    flat = np.c_[codes[:, :2], np.zeros((len(codes), max(0, 2 - codes.shape[1])))]
+    coords = plane.coords if plane is not None else flat
+    labels = plane.axis_labels if plane is not None else ("pooled value 1", "pooled value 2")
     error = ((np.asarray(x, np.float32) - rec.recon) ** 2).reshape(len(x), -1).mean(1)
     return SetScan(rec=rec, codes=codes, plane=np.asarray(coords, np.float32), axis_labels=labels, error=error)
