@@ -206,6 +206,11 @@ def test_an_onnx_export_with_other_tensor_names_is_refused(onnx_dir, tmp_path):
     (folder / "vae_encoder" / "model.onnx").unlink()
     with pytest.raises(SpatialModelError, match="vae_encoder/model.onnx: missing"):
         open_spatial(folder)
+    no_decoder = tmp_path / "no-decoder"
+    shutil.copytree(onnx_dir, no_decoder)
+    (no_decoder / "vae_decoder" / "model.onnx").unlink()
+    with pytest.raises(SpatialModelError, match="vae_decoder/model.onnx: missing"):
+        open_spatial(no_decoder)
 
 
 # ---------------------------------------------------------------- the lenses
@@ -293,3 +298,6 @@ def test_unknown_config_fields_and_absurd_sizes_get_a_clear_message(vae_dir, tmp
     assert any("mystery_knob" in n and "ignored" in n for n in model.notes)
     with pytest.raises(ValueError, match="4096×4096 is too large"):
         model.latent_shape_for(4096, 4096)
+    (odd / "config.json").write_text(json.dumps({**config, "latent_channels": 0}))
+    with pytest.raises(SpatialModelError, match="latent_channels"):
+        open_spatial(odd)

@@ -309,6 +309,7 @@ def load_diffusers(folder: str | os.PathLike, name: str | None = None) -> Spatia
     weights = _weights(folder)
     scaling, shift, notes = factors(config, config_path)
     notes += _unknown_fields(config, AutoencoderKL, config_path)
+    _shape_facts(config, config_path)  # a latent of 0 channels, in words, before diffusers' size mismatch
     try:
         vae = AutoencoderKL.from_pretrained(
             str(folder), use_safetensors=True, local_files_only=True, torch_dtype=torch.float32, low_cpu_mem_usage=False
