@@ -35,7 +35,7 @@ BENCHMARKS = {
         [
             "--data-dir",
             "{data}",
-            *("--dae", "checkpoints/mnist-dae-conv-z128-mixed"),
+            *("--dae", "checkpoints/mnist-dae-conv-z256-mixed-gate"),
             *("--ae", "checkpoints/mnist-ae-conv-z16"),
             *("--vae", "checkpoints/mnist-vae-conv-z16"),
         ],

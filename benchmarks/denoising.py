@@ -36,7 +36,7 @@ SETTINGS = [
 ]
 DEFAULT = "mixed DAE"  # the Denoising page's default denoiser
 MODELS = {
-    DEFAULT: "mnist-dae-conv-z128-mixed",
+    DEFAULT: "mnist-dae-conv-z256-mixed-gate",
     "VAE": "mnist-vae-conv-z16",
     "plain AE": "mnist-ae-conv-z16",
 }

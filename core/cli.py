@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, nargs="+", default=None, help="conv channels per stage")
     t.add_argument("--fc", type=int, default=256, help="conv dense width")
     t.add_argument("--conv-depth", type=int, default=0, help="extra 3x3 convs per conv stage")
+    t.add_argument(
+        "--input-gate",
+        action="store_true",
+        help="AE only: the decoder also draws a per-pixel gate and gives back gate·input + (1 − gate)·decoded",
+    )
     t.add_argument("--activation", default="silu", choices=list(ACTIVATION_NAMES))
     t.add_argument("--beta", type=float, default=1.0)
     t.add_argument("--loss-form", default="standard", choices=list(LOSS_FORMS))
@@ -162,6 +167,7 @@ def _model_config(args: argparse.Namespace, ds: Dataset) -> ModelConfig:
         channels=tuple(args.channels or ()),
         fc=args.fc,
         conv_depth=args.conv_depth,
+        input_gate=args.input_gate,
         activation=args.activation,
     )
 

@@ -36,7 +36,7 @@ def test_train_evaluate_list_round_trip(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--latent", "0"], "latent size must be an integer from 1 to 128"),
+        (["train", "--latent", "0"], "latent size must be an integer from 1 to 256"),
         (["train", "--beta", "-1"], "β must be a finite number ≥ 0"),
         (["train", "--epochs", "1000000"], "epochs must be an integer from 1 to 10,000"),
         (["evaluate", "/nonexistent/model"], "model.json: missing"),

@@ -81,7 +81,7 @@ def test_cvae_label_changes_the_decoded_image():
     ("kwargs", "match"),
     [
         ({"latent_dim": 0}, "latent size"),
-        ({"latent_dim": 129}, "latent size"),
+        ({"latent_dim": 257}, "latent size"),
         ({"kind": "gan"}, "model kind"),
         ({"arch": "transformer"}, "architecture"),
         ({"likelihood": "poisson"}, "likelihood"),
@@ -127,3 +127,30 @@ def test_a_colour_model_reconstructs_colour_and_its_card_has_a_psnr():
     card = measure_card(model, x.numpy())
     mse = ((model(x).logits.sigmoid() - x) ** 2).mean().item()  # an untrained decoder: about 0.25 off
     assert card["test_psnr"] == pytest.approx(-10 * torch.log10(torch.tensor(mse)).item(), abs=0.5)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_an_input_gate_mixes_the_input_and_the_decoded_image_by_its_gate(arch):
+    """Gate fully open: the input comes back as it is; fully shut: the code's own image; the sliders
+    and exports (decode) always draw the code's image."""
+    cfg = ModelConfig(kind="ae", arch=arch, image_shape=(1, 28, 28), latent_dim=8, input_gate=True)
+    model = build_model(cfg).eval()
+    x = torch.rand(5, 1, 28, 28)
+    last = [m for m in model.decoder.modules() if isinstance(m, torch.nn.Linear | torch.nn.ConvTranspose2d)][-1]
+    gate_bias = last.bias.view(2, -1)[1] if arch == "mlp" else last.bias[1:]  # the gate's channel(s)
+    with torch.no_grad():
+        gate_bias.fill_(30.0)
+        assert torch.allclose(model.reconstruct(x), x, atol=1e-5)
+        assert model(x).logits.shape == (5, 1, 28, 28)
+        gate_bias.fill_(-30.0)
+        mu = model.encode(x)[0]
+        assert torch.allclose(model.reconstruct(x), model.decode(mu), atol=1e-5)
+        assert model.decode(mu).shape == (5, 1, 28, 28)
+
+
+def test_an_input_gate_is_only_for_an_autoencoder_and_survives_a_round_trip():
+    with pytest.raises(ConfigError, match="input gate is for an autoencoder"):
+        ModelConfig(kind="vae", input_gate=True)
+    cfg = ModelConfig(kind="ae", latent_dim=MAX_LATENT, input_gate=True)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg and cfg.latent_dim == 256
+    assert ModelConfig.from_dict({k: v for k, v in cfg.to_dict().items() if k != "input_gate"}).input_gate is False

@@ -185,7 +185,7 @@ def test_cancel_stops_the_sweep(monkeypatch):
         ({"bs_betas": "1, 1"}, "repeats a value"),
         ({"bs_betas": "-2"}, "β must be a finite number ≥ 0"),
         ({"bs_epochs": 0}, "epochs must be an integer from 1"),
-        ({"bs_latent": 0}, "latent size must be an integer from 1 to 128"),
+        ({"bs_latent": 0}, "latent size must be an integer from 1 to 256"),
         ({"bs_form_kind": "convex"}, "needs 0 ≤ β ≤ 1, got 4.0"),
     ],
 )

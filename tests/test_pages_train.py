@@ -174,7 +174,7 @@ def test_a_diverging_run_says_so_and_can_keep_its_last_good_weights(monkeypatch,
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
-        ({"tr_latent": 0}, "latent size must be an integer from 1 to 128, got 0"),
+        ({"tr_latent": 0}, "latent size must be an integer from 1 to 256, got 0"),
         ({"tr_beta": -1.0}, "β must be a finite number ≥ 0, got -1.0"),
         ({"tr_epochs": 10**6}, "epochs must be an integer from 1 to 10,000, got 1000000"),
         ({"tr_lr": 5.0}, "learning rate must be in (0, 1.0], got 5.0"),

@@ -34,7 +34,7 @@ DEFAULT_TALK = (
     "interpolation?model=mnist-vae-conv-z16&method=slerp",  # walking from one digit to another
     "ae-vs-vae?model=mnist-vae-conv-z16",  # why the VAE's space has no holes
     "sampling?model=mnist-vae-mlp-z2",  # prior samples and the 2-D manifold
-    "denoising?model=mnist-dae-conv-z128-mixed",  # noisy in, clean out
+    "denoising?model=mnist-dae-conv-z256-mixed-gate",  # noisy in, clean out
     "anomalies?model=mnist-vae-conv-z16",  # a high reconstruction error flags the odd one out
 )
 

@@ -373,7 +373,9 @@ class _CheckpointGraphs(nn.Module):
         return (mu, m.to_logvar(h).clamp(-18.0, 10.0)) if m.is_variational else (mu, None)
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.model.decoder(z, self._onehot(y, z))
+        out = self.model.decoder(z, self._onehot(y, z))
+        # a gated AE's decoder draws its image, then its gate (which needs the input): the image only
+        return out[:, : self.model.image_shape[0]] if self.model.config.input_gate else out
 
 
 def export_checkpoint(

@@ -168,15 +168,17 @@ def decode(model: LatentModel, z: np.ndarray | torch.Tensor, y: Labels = None, b
 def reconstruct(
     model: LatentModel, x: np.ndarray | torch.Tensor, y: Labels = None, batch_size: int = 1000
 ) -> np.ndarray:
-    """Images x (N, C, H, W) -> reconstructions through the code mean, (N, C, H, W) in [0, 1]."""
+    """Images x (N, C, H, W) -> reconstructions through the code mean, (N, C, H, W) in [0, 1] (a gated
+    AE's passes its input through where its gate trusts it: :meth:`AutoEncoder.output_logits`)."""
     device = model.device
     x = torch.as_tensor(x).float()
     yt = _labels_tensor(y, len(x), device) if model.conditional else None
+    gated = getattr(getattr(model, "config", None), "input_gate", False)
     out = []
     for start in range(0, len(x), batch_size):
         yb = yt[start : start + batch_size] if yt is not None else None
-        mu, _ = model.encode(x[start : start + batch_size].to(device), yb)
-        out.append(model.decode(mu, yb).cpu())
+        xb = x[start : start + batch_size].to(device)
+        out.append((model.reconstruct(xb, yb) if gated else model.decode(model.encode(xb, yb)[0], yb)).cpu())
     return torch.cat(out).numpy() if out else np.zeros_like(np.asarray(x))
 
 

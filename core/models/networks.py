@@ -25,6 +25,7 @@ from core.models.config import REAL_VALUED, ModelConfig
 
 # Keys match core.models.config.ACTIVATION_NAMES, which validates them without torch.
 ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU, "elu": nn.ELU}
+GATE_EPS = 1e-6  # a gated AE's output is kept in [ε, 1 − ε] so that its logit (±13.8) stays finite
 
 
 @dataclass
@@ -109,8 +110,9 @@ class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         c, h, w = cfg.image_shape
+        c *= 2 if cfg.input_gate else 1  # a gated AE's decoder draws its image, then its gate
         act = ACTIVATIONS[cfg.activation]
-        self.image_shape = cfg.image_shape
+        self.image_shape = (c, h, w)
         z_in = cfg.latent_dim + cfg.num_classes
         if cfg.arch == "mlp":
             dims, prev = [], z_in
@@ -242,8 +244,24 @@ class AutoEncoder(nn.Module):
         return mu + torch.exp(0.5 * logvar) * eps
 
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """z (B, z) -> logits (B, C, H, W), the network's output before the sigmoid."""
-        return self.decoder(z, self._onehot(y, z.shape[0]))
+        """z (B, z) -> logits (B, C, H, W), the network's output before the sigmoid (a gated AE's
+        decoded image; its gate needs the input, see :meth:`output_logits`)."""
+        out = self.decoder(z, self._onehot(y, z.shape[0]))
+        return out[:, : self.image_shape[0]] if self.config.input_gate else out
+
+    def output_logits(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """What the model gives back for input x (B, C, H, W) through code z (B, z), as logits (B, C, H, W).
+
+        Without an input gate, the decoded image. With one, logit(g·x + (1 − g)·D(z)), g = sigmoid of
+        the decoder's gate channels: each pixel trusts the input by g and the decoded image by 1 − g.
+        """
+        if not self.config.input_gate:
+            return self.decode_logits(z, y)
+        c = self.image_shape[0]
+        out = self.decoder(z, self._onehot(y, z.shape[0]))
+        gate = torch.sigmoid(out[:, c:])
+        mixed = gate * x + (1 - gate) * torch.sigmoid(out[:, :c])
+        return torch.logit(mixed.clamp(GATE_EPS, 1 - GATE_EPS))
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z (B, z) -> images (B, C, H, W) in [0, 1] (the decoder's mean; for a real-valued
@@ -275,16 +293,17 @@ class AutoEncoder(nn.Module):
         mu, logvar = self.encode(x, y)
         sample = self.training if sample is None else sample
         z = self.reparameterize(mu, logvar, generator) if sample else mu
-        logits = self.decode_logits(z, y)
+        logits = self.output_logits(x, z, y)
         recon = self._nll(logits, x if target is None else target)
         kl = losses.gaussian_kl(mu, logvar) if logvar is not None else torch.zeros_like(recon)
         return ModelOutput(logits=logits, mu=mu, logvar=logvar, z=z, recon=recon, kl=kl)
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """x (B, C, H, W) -> reconstruction (B, C, H, W) in [0, 1], through the code mean."""
+        """x (B, C, H, W) -> reconstruction (B, C, H, W) in [0, 1], through the code mean (and, for a
+        gated AE, the input where its gate trusts it)."""
         mu, _ = self.encode(x, y)
-        return self.decode(mu, y)
+        return losses.decoder_mean(self.output_logits(x, mu, y), self.config.likelihood)
 
     @torch.no_grad()
     def sample(

@@ -75,8 +75,9 @@ class Entry:
     def model_config(self, data: Dataset) -> ModelConfig:
         """The entry's model for ``data``: its kind's config for the data's images and classes."""
         fields = {k: v for k, v in self.model.items() if k not in ("kind", "image_shape", "num_classes")}
-        ModelConfig.from_dict(fields)  # unknown keys are refused with the list of them
-        return get_kind(self.model.get("kind", "vae")).model_config(data.image_shape, data.num_classes, **fields)
+        kind = get_kind(self.model.get("kind", "vae"))
+        ModelConfig.from_dict({**fields, "kind": kind.network})  # unknown keys are refused with the list of them
+        return kind.model_config(data.image_shape, data.num_classes, **fields)
 
     def train_config(self) -> TrainConfig:
         return TrainConfig.from_dict(self.train)

@@ -36,7 +36,7 @@ VIEWS = {
     "ae-vs-vae": ("ae-vs-vae?model=mnist-ae-conv-z16", "mnist-ae-conv-z16", None),
     "your-image": ("your-image?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", "upload"),
     "beta-sweep": ("beta-sweep?model=mnist-bvae-mlp-z20-b1", "mnist-bvae-mlp-z20-b1", None),
-    "denoising": ("denoising?model=mnist-dae-conv-z128-mixed", "mnist-dae-conv-z128-mixed", None),
+    "denoising": ("denoising?model=mnist-dae-conv-z256-mixed-gate", "mnist-dae-conv-z256-mixed-gate", None),
     "anomalies": ("anomalies?model=mnist-vae-conv-z16", "mnist-vae-conv-z16", None),
     "sliders-colour": ("sliders?model=sprites-vae-conv-z10&start=test", "sprites-vae-conv-z10", None),
     "latent-map-colour": ("latent-map?model=sprites-vae-conv-z10&points=1000", "sprites-vae-conv-z10", None),
