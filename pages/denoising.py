@@ -254,6 +254,8 @@ def settings(method: str) -> str:
         trained = f", trained on {entry.noise} noise {train.get('noise_level', '?')}" if entry.noise else ""
         if entry.noise == "mixed":
             trained = ", trained on all four corruptions at random levels"
+        if entry.model.get("input_gate"):
+            trained += "; a per-pixel gate keeps the input where it can be trusted"
         return f"{entry.label}{trained}"
     if method == "best classical":
         params = {k: v for k, v in row.params.items() if k != "method"}

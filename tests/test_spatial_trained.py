@@ -23,6 +23,7 @@ from core.data.registry import load_dataset, load_user_data
 from core.formats.spatial import open_spatial
 from core.lenses import spatial as lens
 from core.lenses.denoise import psnr
+from core.training.spatial import SpatialRecipe, build_autoencoder_kl, round_trip_psnr, train_autoencoder_kl
 from tests.app_support import app_env, app_test
 from tests.conftest import ROOT
 from tests.test_spatial import _Decoder, _Encoder
@@ -31,10 +32,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 NAME = "sprites-sd-vae"
 SIDE = 64
-BLOCKS = (8, 16, 16)  # three blocks: downsample 4, so a 64×64 sprite becomes a 4×16×16 latent
+# three blocks: downsample 4, so a 64×64 sprite becomes a 4×16×16 latent; about 6 s on one CPU thread
+RECIPE = SpatialRecipe(blocks=(8, 16, 16), latent_channels=4, steps=60, batch=8, lr=5e-3)
 LATENT = (4, SIDE // 4, SIDE // 4)
-STEPS, BATCH, LR = 60, 8, 5e-3  # about 6 s on one CPU thread
-KL_WEIGHT = 1e-2  # per pixel, next to the per-pixel MSE: a nearly deterministic AE, as SD's VAE is
 HELD_OUT = 40  # test sprites the reconstruction is measured on (and the page, on their test split)
 PAGES = {s.stem: s.inputs for s in page_table()}  # home and every demo page: what each takes in
 
@@ -49,53 +49,18 @@ class Trained:
     black: float  # … of an all-black guess (most of a sprite is black background)
 
 
-def _round_trip_psnr(vae, x: np.ndarray) -> float:
-    """Mean PSNR (dB) of the posterior mode's reconstruction of x (N, 3, H, W) in [0, 1]."""
-    with torch.no_grad():
-        sample = torch.from_numpy(x) * 2 - 1  # diffusers' VAEs take images in [-1, 1]
-        recon = vae.decode(vae.encode(sample).latent_dist.mode()).sample
-    return float(psnr(x, ((recon + 1) / 2).clamp(0, 1).numpy()).mean())
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Trained:
-    """Train the VAE on sprites (seeded Adam, MSE on [-1, 1] images + a small KL), set its
-    scaling_factor to 1/std of its latents as SD's is, and save it with save_pretrained."""
-    from diffusers import AutoencoderKL
-
+    """Train the VAE on sprites (core.training.spatial: seeded Adam, MSE on [-1, 1] images + a small
+    KL, scaling_factor set to 1/std of its latents as SD's is) and save it with save_pretrained."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # this module-scoped fixture runs before the per-test one_thread
     try:
         data = load_dataset("sprites")
-        train_x = torch.from_numpy(np.array(data.train_x))  # (10000, 3, 64, 64) in [0, 1]
         held = np.array(data.test_x[:HELD_OUT])
-        torch.manual_seed(0)
-        vae = AutoencoderKL(
-            block_out_channels=BLOCKS,
-            layers_per_block=1,
-            latent_channels=LATENT[0],
-            norm_num_groups=4,
-            sample_size=SIDE,
-            down_block_types=("DownEncoderBlock2D",) * len(BLOCKS),
-            up_block_types=("UpDecoderBlock2D",) * len(BLOCKS),
-        ).eval()
-        before = _round_trip_psnr(vae, held)
-        generator = torch.Generator().manual_seed(0)
-        optimiser = torch.optim.Adam(vae.parameters(), lr=LR)
-        vae.train()
-        for _ in range(STEPS):
-            x = train_x[torch.randint(len(train_x), (BATCH,), generator=generator)] * 2 - 1  # (B, 3, 64, 64)
-            posterior = vae.encode(x).latent_dist
-            recon = vae.decode(posterior.sample(generator=generator)).sample
-            loss = torch.nn.functional.mse_loss(recon, x) + KL_WEIGHT * posterior.kl().mean() / x[0].numel()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        vae.eval()
-        after = _round_trip_psnr(vae, held)
-        with torch.no_grad():
-            mean = vae.encode(train_x[:64] * 2 - 1).latent_dist.mean  # (64, 4, 16, 16)
-        vae.register_to_config(scaling_factor=round(1.0 / float(mean.std()), 5))
+        before = round_trip_psnr(build_autoencoder_kl(RECIPE, SIDE).eval(), held)
+        vae = train_autoencoder_kl(data.train_x, RECIPE)
+        after = round_trip_psnr(vae, held)
         folder = tmp_path_factory.mktemp("user") / NAME
         vae.save_pretrained(folder, safe_serialization=True)
     finally:

@@ -148,7 +148,8 @@ def list_models() -> list[ModelEntry]:
                 ModelEntry(key=key, name=info.name, source=source, path=info.path, meta=info.meta, error=info.error)
             )
     foreign = [_foreign_entry(info) for info in list_foreign(user_dir())]
-    return entries + foreign + _spatial_entries(user_dir()) + explored_entries()
+    spatial = _spatial_entries(shipped_dir() / SHIPPED_SPATIAL, "shipped") + _spatial_entries(user_dir(), "user")
+    return entries + foreign + spatial + explored_entries()
 
 
 # A latent-diffusion VAE (a diffusers AutoencoderKL folder or optimum's ONNX export) in your models'
@@ -157,8 +158,12 @@ EXPLORE_ENV, EXPLORE_IMAGES_ENV = "LATENTLAB_EXPLORE", "LATENTLAB_EXPLORE_IMAGES
 EXPLORE_PREFIX = "explore:"
 
 
-def _spatial_entries(root: Path) -> list[ModelEntry]:
-    """Every subfolder of ``root`` laid out as a spatial VAE (nothing is opened: layout only)."""
+SHIPPED_SPATIAL = "spatial"  # checkpoints/spatial/: the latent-diffusion VAEs that ship (diffusers folders)
+
+
+def _spatial_entries(root: Path, source: str) -> list[ModelEntry]:
+    """Every subfolder of ``root`` laid out as a spatial VAE (nothing is opened: layout only);
+    ``source`` "shipped" (keyed by name) or "user" (keyed ``user:NAME``)."""
     from core.formats.spatial_layout import SpatialModelError, spatial_layout
 
     if not root.is_dir():
@@ -171,22 +176,36 @@ def _spatial_entries(root: Path) -> list[ModelEntry]:
             layout = spatial_layout(folder)
         except SpatialModelError:
             continue
-        out.append(spatial_entry(folder, USER_PREFIX + folder.name, layout))
+        key = folder.name if source == "shipped" else USER_PREFIX + folder.name
+        out.append(spatial_entry(folder, key, layout, source=source))
     return out
 
 
 def spatial_entry(
-    folder: Path, key: str, layout: str, images: str | None = None, title: str | None = None
+    folder: Path,
+    key: str,
+    layout: str,
+    images: str | None = None,
+    title: str | None = None,
+    source: str = "user",
 ) -> ModelEntry:
     """A spatial VAE folder as a catalog entry; ``images`` (folder:PATH) is its data set, ``title`` its
-    name for people (else the folder's and the layout), if given."""
+    name for people, if given; else its ``latentlab.json`` (a VAE we trained) names them, else the
+    folder's name and the layout, on the offline 3-D scenes."""
+    from core.formats.spatial_layout import read_card
+
+    ours = read_card(folder)
+    card = ours.get("card") if isinstance(ours.get("card"), dict) else {}
+    measured = f" Reconstruction PSNR {card['test_psnr']} dB on its {card.get('test_n', '?')} test images." if (
+        "test_psnr" in card
+    ) else ""  # fmt: skip
     meta = {
         "model": {"kind": "vae", "arch": layout, "latent_dim": 0},
-        "dataset": {"name": images or SPATIAL_IMAGES},
-        "title": title or f"{folder.name} (latent-diffusion VAE, {layout})",
-        "notes": f"A spatial-latent VAE in {folder}.",
+        "dataset": {"name": images or str(ours.get("dataset") or SPATIAL_IMAGES)},
+        "title": title or str(ours.get("title") or f"{folder.name} (latent-diffusion VAE, {layout})"),
+        "notes": f"A spatial-latent VAE in {folder}.{measured}",
     }
-    return ModelEntry(key=key, name=folder.name, source="user", path=folder, meta=meta, format="spatial")
+    return ModelEntry(key=key, name=folder.name, source=source, path=folder, meta=meta, format="spatial")
 
 
 SPATIAL_IMAGES = "shapes3d"  # a spatial VAE's images when you name none: colour scenes, offline

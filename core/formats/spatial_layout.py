@@ -8,6 +8,7 @@ and ``decoder.onnx``), "optimum-onnx" (``vae_encoder/``, ``vae_decoder/``) and "
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +19,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "diffusion_pytorch_model.safetensors"
 PICKLE_FILES = ("diffusion_pytorch_model.bin", "diffusion_pytorch_model.ckpt", "diffusion_pytorch_model.pt")
 ENCODER_DIR, DECODER_DIR, ONNX_FILE = "vae_encoder", "vae_decoder", "model.onnx"
+CARD_FILE = "latentlab.json"  # beside a VAE we trained: its title, the data set it is shown on, its card
 
 
 class SpatialModelError(CheckpointError):
@@ -44,3 +46,13 @@ def spatial_layout(folder: str | os.PathLike) -> str:
         f"({ENCODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{ONNX_FILE}, {DECODER_DIR}/{CONFIG_FILE}) nor a Latent Lab "
         f"model folder ({SPEC_FILE} with a latent_shape, encoder.onnx, decoder.onnx)"
     )
+
+
+def read_card(folder: str | os.PathLike) -> dict:
+    """A spatial VAE folder's ``latentlab.json`` ({"title", "dataset", "card"}), or {} when it has
+    none or it cannot be read (the folder still opens; only its title and data set fall back)."""
+    try:
+        meta = json.loads((Path(folder) / CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}

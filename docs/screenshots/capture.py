@@ -41,6 +41,7 @@ VIEWS = {
     "sliders-colour": ("sliders?model=sprites-vae-conv-z10&start=test", "sprites-vae-conv-z10", None),
     "latent-map-colour": ("latent-map?model=sprites-vae-conv-z10&points=1000", "sprites-vae-conv-z10", None),
     "beta-sweep-factors": ("beta-sweep?family=sprites-vae-conv-z10", "sprites-vae-conv-z10", "factors"),
+    "latent-diffusion": ("latent-diffusion?model=sprites-sd-vae&size=64", "sprites-sd-vae", None),
     "train": ("train", None, None),
     "your-model": ("your-model", None, None),
 }
