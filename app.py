@@ -202,6 +202,10 @@ def frame_and_page() -> None:
     if off:  # one rule for every page: it declares the inputs it serves (its PAGE["inputs"])
         st.title(spec.title)
         st.info(off)
+        fits = [e for e in load.models() if e.ok and e.input_kind in spec.inputs and e.source == "shipped"]
+        if fits:  # one click to a model the page shows, e.g. the shipped latent-diffusion VAE
+            links = ", ".join(f"[{e.name}]({spec.url_path}?model={e.key})" for e in fits[:5])
+            st.markdown(f"Installed models this page shows: {links}.")
         return
     page.run()
 

@@ -180,3 +180,15 @@ def test_every_other_page_says_in_one_line_why_it_is_off(user, monkeypatch, page
     if "spatial" not in (PAGE_INPUTS.get(page) or ()):
         off = [i.value for i in at.info if "images through a spatial latent" in i.value]
         assert len(off) == 1 and "Latent-diffusion VAE" in off[0], page
+
+
+def test_off_the_page_links_to_the_shipped_latent_diffusion_vae(monkeypatch, tmp_path):
+    """On the default (flat) model the page says why it is off and offers the VAE that ships."""
+    from tests.conftest import ROOT
+
+    app_env(monkeypatch, folder=ROOT / "checkpoints", user=tmp_path / "nobody")
+    at = app_test("latent_diffusion")
+    assert not at.exception, at.exception
+    assert any("images through a spatial latent" in i.value for i in at.info)
+    links = [m.value for m in at.markdown if m.value.startswith("Installed models this page shows")]
+    assert links == ["Installed models this page shows: [sprites-sd-vae](latent-diffusion?model=sprites-sd-vae)."]
