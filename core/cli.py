@@ -75,11 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--channels", type=int, nargs="+", default=None, help="conv channels per stage")
     t.add_argument("--fc", type=int, default=256, help="conv dense width")
     t.add_argument("--conv-depth", type=int, default=0, help="extra 3x3 convs per conv stage")
-    t.add_argument(
-        "--input-gate",
-        action="store_true",
-        help="AE only: the decoder also draws a per-pixel gate and gives back gate·input + (1 − gate)·decoded",
-    )
+    t.add_argument("--input-gate", action="store_true", help="AE: output gate·input + (1 − gate)·decoded, per pixel")
     t.add_argument("--activation", default="silu", choices=list(ACTIVATION_NAMES))
     t.add_argument("--beta", type=float, default=1.0)
     t.add_argument("--loss-form", default="standard", choices=list(LOSS_FORMS))

@@ -123,7 +123,7 @@ NOT_SET = {
     **{
         ("latent-diffusion", p): "the test models hold no latent-diffusion VAE; tests/test_pages_latent_diffusion.py "
         "round-trips these with AppTest"
-        for p in ("size", "image", "channel", "delta", "region")
+        for p in ("size", "image", "channel", "delta", "region", "row")
     },
 }
 # Known losses: (page, case number) -> what is lost. The test is expected to fail there (strict:

@@ -296,7 +296,7 @@ def test_bad_settings_in_the_link_get_a_note_and_leave_the_url():
     notes = " ".join(i.value for i in at.info)
     for part in (
         "unknown model kind 'gan'",
-        "latent size 500 is outside 1..128",
+        "latent size 500 is outside 1..256",
         "β '-1' is outside 0..1000",
         "epochs 0 is outside 1..10000",
         "learning rate 0 is not above 0",
