@@ -188,7 +188,8 @@ def scatter(
         margin={"l": 10, "r": 10, "t": 40 if title else 30, "b": 10},
         xaxis_title=axis_labels[0],
         yaxis_title=axis_labels[1],
-        legend={"itemsizing": "constant"},
+        # a colour bar takes the right margin: the legend goes below the plot
+        legend={"itemsizing": "constant", **({"orientation": "h", "y": -0.15} if colour_by else {})},
         title=title,
         clickmode="event+select",
         dragmode="pan",
@@ -244,7 +245,7 @@ def _colour_trace(
             "opacity": 0.8,
             "color": colour,
             "colorscale": "Viridis",
-            "colorbar": {"title": bar},
+            "colorbar": {"title": bar, **({"tickformat": ".1e"} if colour_by else {})},
         },
         customdata=np.stack([ids, text], axis=1),
         hovertemplate=HOVER,
