@@ -56,7 +56,8 @@ def test_the_set_has_a_map_neighbours_and_anomalies_by_reconstruction_error(user
     at = settled(app_test("latent_diffusion", query={"model": "user:tiny-sd-vae", "row": "5"}))
     chart = at.get("plotly_chart")[-1].proto.spec
     assert "pooled codes, coloured by reconstruction error" in chart and '"MSE"' in chart
-    near, worst = (i.proto.imgs[0].caption for i in at.image[-2:])
+    (near,) = [c.value for c in at.main.caption if "nearest by pooled code" in c.value]
+    (worst,) = [c.value for c in at.main.caption if c.value.startswith("the least typical: ")]
     assert near.startswith("image 5, then its nearest by pooled code: ")
     assert len(near.split(": ")[1].split(", ")) == 5 and "5 (" not in near.split(": ")[1]
     errors = [float(part.rstrip(")").split("MSE ")[1]) for part in worst.split(": ")[1].split(", ")]
