@@ -223,9 +223,9 @@ st.plotly_chart(code_map, config=charts.plotly_config("pooled-code-map"), key="l
 near, dist = scan.neighbours(row, k=min(5, len(xs) - 1))
 strip = np.concatenate([xs[row : row + 1], xs[near]])
 # captions below, not in st.image: a caption wider than its strip would stretch the pictures
-st.image(charts.to_png(image_grid(strip, nrow=len(strip)), max(1, 96 // sizes[0])))
+st.image(charts.to_png(image_grid(strip, nrow=len(strip)), max(1, 128 // sizes[0])))
 nearest = ", ".join(f"{r} ({d:.2f})" for r, d in zip(near, dist, strict=True))
 st.caption(f"image {row}, then its nearest by pooled code: {nearest}")
 worst = scan.most_anomalous(min(5, len(xs)))
-st.image(charts.to_png(image_grid(xs[worst], nrow=len(worst)), max(1, 96 // sizes[0])))
+st.image(charts.to_png(image_grid(xs[worst], nrow=len(worst)), max(1, 128 // sizes[0])))
 st.caption("the least typical: " + ", ".join(f"image {r} (MSE {scan.error[r]:.4f})" for r in worst))
