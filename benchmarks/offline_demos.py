@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 
 from benchmarks.machine import header
 from benchmarks.ui_latency import CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, wait_idle
@@ -38,11 +39,19 @@ QUERY = {"latent-diffusion": "?model=sprites-sd-vae"}
 TRAIN_SHOWN = "[data-testid=stMain] .js-plotly-plot, [data-testid=stMain] [data-testid=stProgress]"
 
 
+@contextmanager
+def new_session(browser):
+    """A page in a browser context of its own: a new session of the app, as a new visitor's."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield ctx.new_page()
+    finally:
+        ctx.close()
+
+
 def time_to_demo(browser, url: str, path: str) -> float:
     """Seconds from ``goto`` to the page's main demo visible (after Train's click on /train)."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = ctx.new_page()
-    try:
+    with new_session(browser) as page:
         start = time.perf_counter()
         page.goto(f"{url}/{'' if path == 'welcome' else path}{QUERY.get(path, '')}")
         shown = SHOWN.get(path, DEMO)
@@ -53,8 +62,6 @@ def time_to_demo(browser, url: str, path: str) -> float:
         elapsed = time.perf_counter() - start
         wait_idle(page)
         return elapsed
-    finally:
-        ctx.close()
 
 
 FACTOR_VIEWS = ("beta-sweep?family=sprites-vae-conv-z10&present=1", "beta-sweep?family=sprites-vae-conv-z10")
@@ -63,16 +70,12 @@ FACTORS_SHOWN = "[data-testid=stMain] h3:has-text('Known factors')"
 
 def time_to_whole_page(browser, url: str, path: str) -> float:
     """Seconds from ``goto`` to the known-factors section shown and the script finished."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = ctx.new_page()
-    try:
+    with new_session(browser) as page:
         start = time.perf_counter()
         page.goto(f"{url}/{path}")
         page.locator(FACTORS_SHOWN).first.wait_for(state="attached", timeout=120_000)
         wait_idle(page)
         return time.perf_counter() - start - 0.5  # wait_idle's half second of quiet
-    finally:
-        ctx.close()
 
 
 def main() -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -94,3 +95,28 @@ class FactorGrid:
         permutation, so they never share a cell; checked counts."""
         order = np.random.default_rng(seed).permutation(self.size)
         return self._cells(order[:n_train]), self._cells(order[self.size - n_test :])
+
+
+@dataclass(frozen=True)
+class GeneratedSet:
+    """A generated training and test set, both read-only: images (N, C, size, size) in [0, 1] and
+    their factors (N, F); the class label of an image is its shape, column ``label_column``."""
+
+    train_x: np.ndarray
+    train_factors: np.ndarray
+    test_x: np.ndarray
+    test_factors: np.ndarray
+    seed: int
+    size: int
+
+    label_column: ClassVar[int] = 0
+
+    @property
+    def train_y(self) -> np.ndarray:
+        """The training set's labels: the shape index, int64 (N,)."""
+        return np.asarray(self.train_factors)[:, self.label_column].astype(np.int64)
+
+    @property
+    def test_y(self) -> np.ndarray:
+        """The test set's labels: the shape index, int64 (N,)."""
+        return np.asarray(self.test_factors)[:, self.label_column].astype(np.int64)

@@ -53,10 +53,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
-from core.data.factor_grid import FactorGrid, FactorSpec
+from core.data.factor_grid import FactorGrid, FactorSpec, GeneratedSet
 
 FACTOR_NAMES: tuple[str, ...] = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 SHAPE_NAMES: tuple[str, ...] = ("cube", "cylinder", "sphere", "capsule")
@@ -130,30 +131,10 @@ def render(factors: np.ndarray, size: int = 64) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class Shapes3DSet:
-    """A training and a test set, both read-only: images (N, 3, size, size), factors (N, 6)."""
+class Shapes3DSet(GeneratedSet):
+    """The 3-D scenes' training and test sets: images (N, 3, size, size), factors (N, 6)."""
 
-    train_x: np.ndarray
-    train_factors: np.ndarray
-    test_x: np.ndarray
-    test_factors: np.ndarray
-    seed: int
-    size: int
-
-    @property
-    def train_y(self) -> np.ndarray:
-        """The training set's labels: the shape index, int64 (N,)."""
-        return labels(self.train_factors)
-
-    @property
-    def test_y(self) -> np.ndarray:
-        """The test set's labels: the shape index, int64 (N,)."""
-        return labels(self.test_factors)
-
-
-def labels(factors: np.ndarray) -> np.ndarray:
-    """Class labels for factors (N, 6): the object's shape index (:data:`SHAPE_NAMES`), int64 (N,)."""
-    return np.asarray(factors)[:, SHAPE].astype(np.int64)
+    label_column: ClassVar[int] = SHAPE
 
 
 def generate(n_train: int = 10_000, n_test: int = 1_000, seed: int = 0, size: int = 64) -> Shapes3DSet:

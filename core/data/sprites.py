@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.data.factor_grid import FactorGrid, FactorSpec
+from core.data.factor_grid import FactorGrid, FactorSpec, GeneratedSet
 
 FACTOR_NAMES: tuple[str, ...] = ("shape", "hue", "scale", "x", "y", "rotation")
 SHAPE_NAMES: tuple[str, ...] = ("square", "ellipse", "triangle")
@@ -108,31 +108,10 @@ def render(factors: np.ndarray, size: int = 64, colour: bool = True) -> np.ndarr
 
 
 @dataclass(frozen=True)
-class SpriteSet:
-    """A training and a test set, both read-only: images (N, C, size, size), factors (N, 6)."""
+class SpriteSet(GeneratedSet):
+    """The sprites' training and test sets: images (N, C, size, size), factors (N, 6); grey or colour."""
 
-    train_x: np.ndarray
-    train_factors: np.ndarray
-    test_x: np.ndarray
-    test_factors: np.ndarray
-    seed: int
-    size: int
     colour: bool
-
-    @property
-    def train_y(self) -> np.ndarray:
-        """The training set's labels: the shape index, int64 (N,)."""
-        return labels(self.train_factors)
-
-    @property
-    def test_y(self) -> np.ndarray:
-        """The test set's labels: the shape index, int64 (N,)."""
-        return labels(self.test_factors)
-
-
-def labels(factors: np.ndarray) -> np.ndarray:
-    """Class labels for factors (N, 6): the shape index (:data:`SHAPE_NAMES`), int64 (N,)."""
-    return np.asarray(factors)[:, 0].astype(np.int64)
 
 
 def generate(

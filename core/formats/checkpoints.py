@@ -277,18 +277,32 @@ def _commit_pair(staged: list[str], weights: Path, meta_path: Path, overwrite: b
         raise CheckpointError(taken) from exc
 
 
+def read_json_file(
+    path: Path, *, max_bytes: int, missing: str, what: str, error: type[CheckpointError] = CheckpointError
+) -> object:
+    """A model's JSON file, parsed with json.loads only: ``error`` when it is missing (``missing`` says
+    what it should be), larger than ``max_bytes`` (too large for ``what``) or not valid JSON."""
+    if not path.is_file():
+        raise error(f"{path}: missing ({missing})")
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise error(f"{path}: {size:,} bytes is too large for {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
+
+
 def read_meta(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint's JSON (not its weights)."""
     folder, name = split_path(path)
     meta_path = folder / f"{name}.json"
-    if not meta_path.is_file():
-        raise CheckpointError(f"{meta_path}: missing (every checkpoint needs its JSON beside the weights)")
-    if meta_path.stat().st_size > MAX_JSON_BYTES:
-        raise CheckpointError(f"{meta_path}: too large to be a checkpoint's JSON")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from exc
+    meta = read_json_file(
+        meta_path,
+        max_bytes=MAX_JSON_BYTES,
+        missing="every checkpoint needs its JSON beside the weights",
+        what="a checkpoint's JSON",
+    )
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a Latent Lab checkpoint (no format {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:

@@ -20,13 +20,12 @@ names the file and what is wrong.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.formats.checkpoints import CheckpointError
+from core.formats.checkpoints import CheckpointError, read_json_file
 
 FORMAT = "latentlab-onnx"
 FORMAT_VERSION = 1
@@ -351,15 +350,13 @@ def read_spec(folder: str | os.PathLike, allow_spatial: bool = False) -> OnnxSpe
     path = Path(folder) / SPEC_FILE
     if not Path(folder).is_dir():
         raise ForeignModelError(f"{folder}: not a folder (a model is a folder with {SPEC_FILE} and two .onnx files)")
-    if not path.is_file():
-        raise ForeignModelError(f"{path}: missing (every ONNX model folder needs its {SPEC_FILE})")
-    size = path.stat().st_size
-    if size > MAX_SPEC_BYTES:
-        raise ForeignModelError(f"{path}: {size:,} bytes is too large for a model description")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ForeignModelError(f"{path}: not valid JSON ({exc})") from exc
+    meta = read_json_file(
+        path,
+        max_bytes=MAX_SPEC_BYTES,
+        missing=f"every ONNX model folder needs its {SPEC_FILE}",
+        what="a model description",
+        error=ForeignModelError,
+    )
     return OnnxSpec.from_dict(meta, path, allow_spatial)
 
 

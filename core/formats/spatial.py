@@ -38,7 +38,6 @@ naming the file and what is wrong.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.formats.checkpoints import CheckpointError, _check_header
+from core.formats.checkpoints import CheckpointError, _check_header, read_json_file
 from core.formats.foreign import GRAPH_FILES, SPEC_FILE, OnnxSpec, read_spec
 from core.formats.onnx_model import Port, _check_hash, _session, _short, check_ports, external_files, parse_graph
 from core.formats.spatial_layout import (
@@ -201,14 +200,13 @@ class _OnnxBackend:
 
 def read_config(path: Path) -> dict:
     """Read a diffusers ``config.json`` (json.loads only) and check it describes an AutoencoderKL."""
-    if not path.is_file():
-        raise SpatialModelError(f"{path}: missing (the VAE's diffusers config: _class_name, scaling_factor, …)")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise SpatialModelError(f"{path}: {path.stat().st_size:,} bytes is too large for a model config")
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SpatialModelError(f"{path}: not valid JSON ({exc})") from exc
+    config = read_json_file(
+        path,
+        max_bytes=MAX_CONFIG_BYTES,
+        missing="the VAE's diffusers config: _class_name, scaling_factor, …",
+        what="a model config",
+        error=SpatialModelError,
+    )
     if not isinstance(config, dict):
         raise SpatialModelError(f"{path}: must hold a JSON object, not {type(config).__name__}")
     name = config.get("_class_name")
